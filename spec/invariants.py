@@ -21,7 +21,6 @@ from spec.constants import (
     WMARK_LOW,
     WMARK_MIN,
     WMARK_PROMO,
-    migratetype_is_mergeable,
 )
 from spec.rules import rule
 from spec.watermark import highatomic_max
@@ -88,28 +87,26 @@ def exact_partition(z: Zone) -> list[str]:
     return out
 
 
-@invariant("ALLOC-INV-003", "Free buddies are merged as far as the rules allow",
-           "mm/page_alloc.c:__free_one_page @ v6.18")
+@invariant("ALLOC-INV-003", "Free buddies inside a pageblock are always merged",
+           "mm/page_alloc.c:__free_one_page,__move_freepages_block @ v6.18")
 def maximal_merging(z: Zone) -> list[str]:
     """
-    No two free buddies of order k < MAX_PAGE_ORDER are each other's buddy unless
-    k >= pageblock_order and their types differ with one of them not mergeable (ISOLATE, CMA,
-    HIGHATOMIC never merge across pageblocks).
+    No two free buddies of an order below pageblock_order are each other's buddy: both lie in
+    one pageblock, hence have one type, and ``__free_one_page`` merges them. At pageblock order
+    and above no such guarantee exists: moving a block's free pages to another type
+    (``unreserve_highatomic_pageblock``, un-isolation, a claim) never merges, so two free
+    neighbouring pageblocks may stay unmerged, with equal or different types, until the next
+    free in that range.
     """
     cfg = z.config
-    free = {pfn: (order, mt) for pfn, order, mt in z.free_blocks()}
+    free = {pfn: order for pfn, order, _ in z.free_blocks()}
     out = []
-    for pfn, (order, mt) in free.items():
-        if order >= cfg.max_page_order:
+    for pfn, order in free.items():
+        if order >= cfg.pageblock_order:
             continue
         b = find_buddy_pfn(pfn, order)
-        if b < pfn or b not in free or free[b][0] != order:
-            continue
-        bmt = free[b][1]
-        if order >= cfg.pageblock_order and mt != bmt and (
-                not migratetype_is_mergeable(mt) or not migratetype_is_mergeable(bmt)):
-            continue
-        out.append(f"free buddies {pfn} and {b} of order {order} were not merged")
+        if b > pfn and free.get(b) == order:
+            out.append(f"free buddies {pfn} and {b} of order {order} were not merged")
     return out
 
 
@@ -267,3 +264,30 @@ def check_invariants(z: Zone) -> list[tuple[str, str]]:
         rid = fn.__rules__[0]  # type: ignore[attr-defined]
         out.extend((rid, msg) for msg in fn(z))
     return out
+
+
+def _free_pages_set(z: Zone) -> set[int]:
+    return {p for pfn, order, _ in z.free_blocks() for p in range(pfn, pfn + (1 << order))}
+
+
+@rule("ALLOC-PROP-001", "ALLOC_NOFRAGMENT never pollutes a pageblock",
+      "mm/page_alloc.c:__rmqueue,__rmqueue_claim @ v6.18")
+def nofragment_guarantee(before: Zone, after: Zone, gfp: int) -> list[str]:
+    """
+    Under ``defrag_mode`` every allocation keeps ALLOC_NOFRAGMENT on the paths modelled here
+    (fast path and the slow path's first attempt; the final fallback that drops it comes after
+    reclaim and compaction). Then every page that leaves the buddy lists in the step lies,
+    afterwards, in a pageblock of the request's migratetype, or of HIGHATOMIC or CMA: a
+    fallback may only claim whole free pageblocks and never steals.
+    """
+    if not before.config.defrag_mode:
+        return []
+    from spec.constants import gfp_migratetype
+    mt = gfp_migratetype(gfp, before.config.page_group_by_mobility_disabled)
+    left = _free_pages_set(before) - _free_pages_set(after)
+    bad = sorted(p for p in left
+                 if after.get_pfnblock_migratetype(p) not in (mt, MIGRATE_HIGHATOMIC, MIGRATE_CMA))
+    if bad:
+        return [f"pages {bad[:8]} left the buddy for a migratetype-{mt} request but their "
+                f"pageblocks are of another type"]
+    return []

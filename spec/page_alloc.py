@@ -76,56 +76,36 @@ def init_zone(cfg: ZoneConfig) -> Zone:
     """
     Every pageblock starts with its configured type (MOVABLE unless configured otherwise,
     as ``memmap_init`` leaves them) and every page is free: the zone is handed to the
-    allocator in MAX_PAGE_ORDER-aligned chunks, freed to the **tail** in pfn order
-    (FPI_TO_TAIL), so each free list starts in ascending pfn order. A chunk whose pageblocks
-    differ in type is freed as the largest aligned runs of equal type. Watermarks follow
+    allocator in the largest aligned chunks, in pfn order, each freed to the **tail**
+    (FPI_TO_TAIL) pageblock by pageblock with its own type (``split_large_buddy``), merging as
+    ALLOC-OP-002 says, so a mergeable block freed next to a free block of another mergeable
+    type gives it its own type: configured UNMOVABLE/RECLAIMABLE/MOVABLE types survive only
+    where the merge rules keep them, HIGHATOMIC and CMA always do. With mobility grouping
+    disabled (a zone of fewer than MIGRATE_TYPES pageblocks) the pcp types are stored as
+    UNMOVABLE, as ``set_pageblock_migratetype`` does. Watermarks follow
     ALLOC-POL-010, per-CPU bounds ALLOC-POL-011 with ``high`` 0 until first use, the
     highatomic reserve counts the HIGHATOMIC blocks configured at boot.
     """
     types = cfg.pageblock_types or (MIGRATE_MOVABLE,) * cfg.nr_pageblocks
+    if cfg.page_group_by_mobility_disabled:
+        types = tuple(0 if mt < MIGRATE_PCPTYPES else mt for mt in types)
     nr_orders = cfg.nr_page_orders
-    free_area = [[[] for _ in range(MIGRATE_TYPES)] for _ in range(nr_orders)]
-
-    def place(pfn: int, order: int) -> None:
-        first = cfg.pageblock_of(pfn)
-        if order <= cfg.pageblock_order:
-            free_area[order][types[first]].append(pfn)
-            return
-        last = cfg.pageblock_of(pfn + (1 << order) - 1)
-        if len(set(types[first:last + 1])) == 1:
-            free_area[order][types[first]].append(pfn)
-            return
-        place(pfn, order - 1)
-        place(pfn + (1 << (order - 1)), order - 1)
-
-    pfn = cfg.zone_start_pfn
-    while pfn < cfg.end_pfn:
-        order = cfg.max_page_order
-        while pfn & ((1 << order) - 1) or pfn + (1 << order) > cfg.end_pfn:
-            order -= 1
-        place(pfn, order)
-        pfn += 1 << order
-
-    def pages(mt_filter, min_order: int = 0) -> int:
-        return sum(len(free_area[o][mt]) << o for o in range(min_order, nr_orders)
-                   for mt in range(MIGRATE_TYPES) if mt_filter(mt))
-
     wm = zone_wmarks(cfg)
     batch, high_min, high_max = _pcp_init(cfg, wm[WMARK_LOW])
     empty_lists = tuple(() for _ in range(cfg.nr_pcp_lists))
     pcp = tuple(PerCpuPages(empty_lists, 0, 0, high_min, high_max, batch,
                             flags=PCPF_FREE_HIGH_BATCH if cfg.pcp_free_high_batch else 0)
                 for _ in range(cfg.nr_cpus))
-    return Zone(
+    empty = Zone(
         config=cfg,
         pageblock_migratetype=tuple(types),
         pageblock_isolate=(False,) * cfg.nr_pageblocks,
-        free_area=tuple(tuple(tuple(lst) for lst in lists) for lists in free_area),
-        nr_free=tuple(sum(len(lst) for lst in free_area[o]) for o in range(nr_orders)),
-        nr_free_pages=pages(lambda mt: mt != MIGRATE_ISOLATE),
-        nr_free_pages_blocks=pages(lambda mt: mt != MIGRATE_ISOLATE, cfg.pageblock_order),
-        nr_free_cma_pages=pages(lambda mt: mt == MIGRATE_CMA),
-        nr_free_highatomic=pages(lambda mt: mt == MIGRATE_HIGHATOMIC),
+        free_area=tuple(tuple(() for _ in range(MIGRATE_TYPES)) for _ in range(nr_orders)),
+        nr_free=(0,) * nr_orders,
+        nr_free_pages=0,
+        nr_free_pages_blocks=0,
+        nr_free_cma_pages=0,
+        nr_free_highatomic=0,
         nr_reserved_highatomic=types.count(MIGRATE_HIGHATOMIC) * cfg.pageblock_nr_pages,
         watermark=wm,
         watermark_boost=0,
@@ -133,6 +113,15 @@ def init_zone(cfg: ZoneConfig) -> Zone:
         pcp=pcp,
         allocated=frozenset(),
     )
+    w = Work(empty)
+    pfn = cfg.zone_start_pfn
+    while pfn < cfg.end_pfn:
+        order = cfg.max_page_order
+        while pfn & ((1 << order) - 1) or pfn + (1 << order) > cfg.end_pfn:
+            order -= 1
+        split_large_buddy(w, pfn, order, FPI_TO_TAIL)
+        pfn += 1 << order
+    return w.freeze()
 
 
 def _check_cpu(w: Work, cpu: int) -> None:
@@ -360,9 +349,15 @@ def unisolate_pageblock(z: Zone, pageblock: int) -> tuple[Zone, bool]:
 
 def unreserve_highatomic_pageblock(z: Zone, migratetype: int,
                                    force: bool) -> tuple[Zone, bool]:
-    """ALLOC-OP-015 as an operation (the slow path calls it after failed reclaim)."""
+    """ALLOC-OP-015 as an operation (the slow path calls it after failed reclaim).
+
+    ``migratetype`` is the request's (``ac->migratetype``), so with mobility grouping disabled
+    it is UNMOVABLE whatever the caller asks for.
+    """
     if migratetype not in (0, 1, 2):
         raise SpecError("unreserve converts to a pcp migratetype")
+    if z.config.page_group_by_mobility_disabled:
+        migratetype = 0
     w = Work(z)
     done = _unreserve(w, migratetype, force)
     return w.freeze(), done

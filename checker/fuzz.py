@@ -1,0 +1,258 @@
+"""Lockstep fuzzing: the spec and an implementation driven by the same operations.
+
+One Hypothesis ``RuleBasedStateMachine`` draws a small zone in ``@initialize`` and then
+allocations (random GFP mask, order and CPU), frees of live blocks (``consumes``), drains,
+knob changes, pageblock isolation, highatomic unreserves and explicit-flag freelist attempts.
+After every step it compares results and the implementation's abstraction with the spec's
+state, runs every state invariant on both, and checks the step properties.
+"""
+
+from __future__ import annotations
+
+import importlib
+import io
+import time
+from collections.abc import Callable
+from typing import Any
+
+import attrs
+import hypothesis
+from hypothesis import HealthCheck, settings
+from hypothesis import strategies as st
+from hypothesis.stateful import (
+    Bundle,
+    RuleBasedStateMachine,
+    consumes,
+    initialize,
+    invariant,
+    multiple,
+    precondition,
+    rule,
+    run_state_machine_as_test,
+)
+
+import spec.constants as C
+from checker.adapter import AllocImplementation, SpecAdapter, diff_zones
+from spec.invariants import check_invariants, nofragment_guarantee
+from spec.zone import KNOB_RANGES, SpecError, ZoneConfig
+
+ImplFactory = Callable[[ZoneConfig], AllocImplementation]
+
+GFP_MASKS = (C.GFP_KERNEL, C.GFP_HIGHUSER_MOVABLE, C.GFP_ATOMIC, C.GFP_NOWAIT,
+             C.GFP_KERNEL | C.__GFP_RECLAIMABLE, C.GFP_TRANSHUGE_LIGHT, C.GFP_TRANSHUGE,
+             C.GFP_ATOMIC | C.__GFP_NOMEMALLOC, C.GFP_NOWAIT | C.__GFP_MOVABLE,
+             C.GFP_KERNEL | C.__GFP_HIGH)
+
+ALLOC_FLAG_BITS = (C.ALLOC_NO_WATERMARKS, C.ALLOC_OOM, C.ALLOC_NON_BLOCK, C.ALLOC_MIN_RESERVE,
+                   C.ALLOC_CMA, C.ALLOC_NOFRAGMENT, C.ALLOC_HIGHATOMIC, C.ALLOC_KSWAPD)
+
+KNOB_VALUES: dict[str, tuple[int, ...]] = {
+    "min_free_kbytes": (0, 4, 8, 16, 64, 128),
+    "watermark_scale_factor": (1, 10, 100, 1000, 3000),
+    "watermark_boost_factor": (0, 15000, 100),
+    "defrag_mode": (0, 1),
+    "percpu_pagelist_high_fraction": (0, 8, 64),
+}
+assert set(KNOB_VALUES) == set(KNOB_RANGES)
+
+
+@st.composite
+def zone_configs(draw: st.DrawFn) -> ZoneConfig:
+    """Small zones: enough pageblocks to exercise grouping, few enough to shrink well."""
+    max_order = draw(st.integers(2, 4))
+    pb_order = draw(st.integers(1, max_order))
+    nr_pageblocks = draw(st.integers(1, 12))
+    types = draw(st.one_of(
+        st.none(),
+        st.lists(st.sampled_from((0, 1, 2, 1, 1, C.MIGRATE_HIGHATOMIC, C.MIGRATE_CMA)),
+                 min_size=nr_pageblocks, max_size=nr_pageblocks).map(tuple)))
+    return ZoneConfig(
+        nr_pageblocks=nr_pageblocks, max_page_order=max_order, pageblock_order=pb_order,
+        nr_cpus=draw(st.integers(1, 2)),
+        zone_start_pfn=draw(st.sampled_from((0, 1 << max_order, 4 << max_order))),
+        pageblock_types=types, thp=draw(st.booleans()),
+        zone_is_normal_with_dma32=draw(st.booleans()),
+        min_free_kbytes=draw(st.sampled_from((0, 4, 8, 16))),
+        watermark_scale_factor=draw(st.sampled_from((1, 10, 1000))),
+        watermark_boost_factor=draw(st.sampled_from((0, 15000))),
+        defrag_mode=draw(st.integers(0, 1)),
+        percpu_pagelist_high_fraction=draw(st.sampled_from((0, 0, 8))),
+        pcp_free_high_batch=draw(st.booleans()),
+        variant=draw(st.sampled_from(("v6.18", "v6.15"))),
+    )
+
+
+class AllocLockstep(RuleBasedStateMachine):
+    """Spec and implementation in lockstep; ``impl_factory`` is set by :func:`machine_for`."""
+
+    impl_factory: ImplFactory = SpecAdapter
+    blocks = Bundle("blocks")
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.model: SpecAdapter | None = None
+        self.impl: Any = None
+
+    @initialize(cfg=zone_configs())
+    def init_zone(self, cfg: ZoneConfig) -> None:
+        self.model = SpecAdapter(cfg)
+        self.impl = type(self).impl_factory(cfg)
+
+    def _both(self, name: str, *args: Any) -> Any:
+        """Run one operation on both sides; errors must agree too."""
+        assert self.model is not None
+        try:
+            want: Any = getattr(self.model, name)(*args)
+        except SpecError as e:
+            want = ("SpecError", str(e))
+        try:
+            got: Any = getattr(self.impl, name)(*args)
+        except SpecError as e:
+            got = ("SpecError", str(e))
+        assert type(want) is type(got) and (
+            want == got or isinstance(want, tuple)), (
+            f"{name}{args}: spec returned {want!r}, implementation {got!r}")
+        return want
+
+    def _cpu(self, cpu: int) -> int:
+        assert self.model is not None
+        return cpu % self.model.zone.config.nr_cpus
+
+    @rule(target=blocks, gfp=st.sampled_from(GFP_MASKS), order=st.integers(0, 5),
+          cpu=st.integers(0, 1))
+    def alloc_pages(self, gfp: int, order: int, cpu: int) -> Any:
+        assert self.model is not None
+        before = self.model.zone
+        page = self._both("alloc_pages", gfp, order, self._cpu(cpu))
+        bad = nofragment_guarantee(before, self.model.zone, gfp)
+        assert not bad, f"ALLOC-PROP-001: {bad}"
+        return multiple() if page is None else multiple((page, order))
+
+    @rule(target=blocks, gfp=st.sampled_from(GFP_MASKS), order=st.integers(0, 4),
+          wmark=st.integers(0, 2), bits=st.sets(st.sampled_from(ALLOC_FLAG_BITS), max_size=3),
+          cpu=st.integers(0, 1))
+    def get_page_from_freelist(self, gfp: int, order: int, wmark: int, bits: set[int],
+                               cpu: int) -> Any:
+        flags = wmark
+        for b in bits:
+            flags |= b
+        page = self._both("get_page_from_freelist", gfp, order, flags, self._cpu(cpu))
+        return multiple() if page is None else multiple((page, order))
+
+    @rule(block=consumes(blocks), cpu=st.integers(0, 1))
+    def free_pages(self, block: tuple[int, int], cpu: int) -> None:
+        self._both("free_pages", block[0], block[1], self._cpu(cpu))
+
+    @rule(cpu=st.integers(0, 1))
+    def drain_pages(self, cpu: int) -> None:
+        self._both("drain_pages", self._cpu(cpu))
+
+    @rule(data=st.data(), name=st.sampled_from(sorted(KNOB_VALUES)))
+    def set_knob(self, data: st.DataObject, name: str) -> None:
+        self._both("set_knob", name, data.draw(st.sampled_from(KNOB_VALUES[name])))
+
+    @precondition(lambda self: self.model is not None)
+    @rule(pageblock=st.integers(0, 11))
+    def isolate_pageblock(self, pageblock: int) -> None:
+        assert self.model is not None
+        self._both("isolate_pageblock", pageblock % self.model.zone.config.nr_pageblocks)
+
+    @precondition(lambda self: self.model is not None)
+    @rule(pageblock=st.integers(0, 11))
+    def unisolate_pageblock(self, pageblock: int) -> None:
+        assert self.model is not None
+        self._both("unisolate_pageblock", pageblock % self.model.zone.config.nr_pageblocks)
+
+    @rule(mt=st.integers(0, 2), force=st.booleans())
+    def unreserve_highatomic_pageblock(self, mt: int, force: bool) -> None:
+        self._both("unreserve_highatomic_pageblock", mt, force)
+
+    @invariant()
+    def lockstep(self) -> None:
+        if self.model is None:
+            return
+        want = self.model.zone
+        got = self.impl.abstract()
+        assert got == want, "implementation state differs from the spec: " + "; ".join(
+            diff_zones(want, got))
+        violations = check_invariants(want)
+        assert not violations, f"spec state violates {violations[:3]}"
+
+
+def machine_for(impl_factory: ImplFactory) -> type[AllocLockstep]:
+    """A lockstep machine class for one implementation."""
+    return type(f"AllocLockstep_{getattr(impl_factory, '__name__', 'impl')}", (AllocLockstep,),
+                {"impl_factory": staticmethod(impl_factory)})
+
+
+def resolve_impl(name: str) -> ImplFactory:
+    """``reference``, ``spec``, ``mutant:NAME``, or ``package.module:Class``."""
+    if name == "spec":
+        return SpecAdapter
+    if name == "reference":
+        from reference import Zone as ReferenceZone
+        return ReferenceZone
+    if name.startswith("mutant:"):
+        from checker.mutants import MUTANTS
+        key = name.split(":", 1)[1]
+        if key not in MUTANTS:
+            raise ValueError(f"unknown mutant {key!r}; known: {', '.join(sorted(MUTANTS))}")
+        return MUTANTS[key]
+    if ":" in name:
+        mod, _, cls = name.partition(":")
+        try:
+            return getattr(importlib.import_module(mod), cls)  # type: ignore[no-any-return]
+        except (ImportError, AttributeError) as e:
+            raise ValueError(f"cannot load implementation {name!r}: {e}") from None
+    raise ValueError(f"unknown implementation {name!r} (reference, spec, mutant:NAME, mod:Class)")
+
+
+@attrs.define
+class FuzzResult:
+    implementation: str
+    examples: int
+    seconds: float
+    failure: str | None = None
+    program: str | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        return {"implementation": self.implementation, "examples": self.examples,
+                "seconds": round(self.seconds, 2), "ok": self.failure is None,
+                "failure": self.failure, "program": self.program}
+
+
+def run_fuzz(impl: str, seconds: float | None = None, examples: int | None = None,
+             seed: int = 0, steps: int = 40, batch: int = 25) -> FuzzResult:
+    """Run the lockstep machine until ``seconds`` pass or ``examples`` have run.
+
+    Each batch runs with seed ``seed + i`` so a time-bounded run keeps discovering; the first
+    failure stops the run and its shrunk program is returned.
+    """
+    factory = resolve_impl(impl)
+    machine = machine_for(factory)
+    start = time.monotonic()
+    done = 0
+    i = 0
+    if seconds is None and examples is None:
+        examples = 200
+    while True:
+        n = batch if examples is None else min(batch, examples - done)
+        if n <= 0 or (seconds is not None and time.monotonic() - start >= seconds):
+            break
+        out = io.StringIO()
+        seeded = hypothesis.seed(seed + i)(machine)
+        i += 1
+        try:
+            with hypothesis.reporting.with_reporter(lambda s: print(s, file=out)):
+                run_state_machine_as_test(seeded, settings=settings(
+                    max_examples=n, stateful_step_count=steps, deadline=None, database=None,
+                    suppress_health_check=list(HealthCheck), print_blob=False))
+        except Exception as e:  # the machine's assertion, with its shrunk program reported
+            msg = str(e).strip().splitlines()
+            notes = "\n".join(getattr(e, "__notes__", []))
+            program = (out.getvalue() + "\n" + notes).strip()
+            return FuzzResult(impl, done + n, time.monotonic() - start,
+                              failure=f"{type(e).__name__}: {msg[0] if msg else ''}",
+                              program=program)
+        done += n
+    return FuzzResult(impl, done, time.monotonic() - start)
