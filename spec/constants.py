@@ -88,6 +88,7 @@ __GFP_HARDWALL = 0x100000
 __GFP_THISNODE = 0x200000
 __GFP_ACCOUNT = 0x400000
 __GFP_ZEROTAGS = 0x800000
+__GFP_NO_OBJ_EXT = 0x1000000  # with CONFIG_SLAB_OBJ_EXT (memcg), as on x86-64 distributions
 __GFP_SKIP_ZERO = 0  # without CONFIG_KASAN_HW_TAGS
 __GFP_SKIP_KASAN = 0  # without CONFIG_KASAN_HW_TAGS
 
@@ -118,7 +119,7 @@ GFP_BITS: dict[str, int] = {
     "__GFP_MEMALLOC": __GFP_MEMALLOC, "__GFP_COMP": __GFP_COMP,
     "__GFP_NOMEMALLOC": __GFP_NOMEMALLOC, "__GFP_HARDWALL": __GFP_HARDWALL,
     "__GFP_THISNODE": __GFP_THISNODE, "__GFP_ACCOUNT": __GFP_ACCOUNT,
-    "__GFP_ZEROTAGS": __GFP_ZEROTAGS,
+    "__GFP_ZEROTAGS": __GFP_ZEROTAGS, "__GFP_NO_OBJ_EXT": __GFP_NO_OBJ_EXT,
 }
 GFP_COMPOSITES: dict[str, int] = {
     "__GFP_RECLAIM": __GFP_RECLAIM, "GFP_ATOMIC": GFP_ATOMIC, "GFP_KERNEL": GFP_KERNEL,
@@ -128,24 +129,27 @@ GFP_COMPOSITES: dict[str, int] = {
     "GFP_TRANSHUGE_LIGHT": GFP_TRANSHUGE_LIGHT, "GFP_TRANSHUGE": GFP_TRANSHUGE,
 }
 
-#: ``__def_gfpflag_names`` (include/trace/events/mmflags.h): the order in which the
-#: ``mm_page_alloc`` tracepoint matches names; composites first, each match removes its bits.
+#: ``__def_gfpflag_names`` of 6.18 (include/trace/events/mmflags.h), as the running 6.18 kernel's
+#: ``mm_page_alloc`` format file lists it: the order in which ``show_gfp_flags()`` matches
+#: names, composites first; each match removes its bits from what is left to print.
 GFP_TRACE_NAMES: tuple[tuple[str, int], ...] = (
     ("GFP_TRANSHUGE", GFP_TRANSHUGE), ("GFP_TRANSHUGE_LIGHT", GFP_TRANSHUGE_LIGHT),
     ("GFP_HIGHUSER_MOVABLE", GFP_HIGHUSER_MOVABLE), ("GFP_HIGHUSER", GFP_HIGHUSER),
     ("GFP_USER", GFP_USER), ("GFP_KERNEL_ACCOUNT", GFP_KERNEL_ACCOUNT),
     ("GFP_KERNEL", GFP_KERNEL), ("GFP_NOFS", GFP_NOFS), ("GFP_ATOMIC", GFP_ATOMIC),
     ("GFP_NOIO", GFP_NOIO), ("GFP_NOWAIT", GFP_NOWAIT), ("GFP_DMA", GFP_DMA),
-    ("__GFP_HIGHMEM", __GFP_HIGHMEM), ("GFP_DMA32", GFP_DMA32), ("__GFP_HIGH", __GFP_HIGH),
-    ("__GFP_IO", __GFP_IO), ("__GFP_FS", __GFP_FS), ("__GFP_NOWARN", __GFP_NOWARN),
-    ("__GFP_RETRY_MAYFAIL", __GFP_RETRY_MAYFAIL), ("__GFP_NOFAIL", __GFP_NOFAIL),
-    ("__GFP_NORETRY", __GFP_NORETRY), ("__GFP_COMP", __GFP_COMP), ("__GFP_ZERO", __GFP_ZERO),
-    ("__GFP_NOMEMALLOC", __GFP_NOMEMALLOC), ("__GFP_MEMALLOC", __GFP_MEMALLOC),
-    ("__GFP_HARDWALL", __GFP_HARDWALL), ("__GFP_THISNODE", __GFP_THISNODE),
-    ("__GFP_RECLAIMABLE", __GFP_RECLAIMABLE), ("__GFP_MOVABLE", __GFP_MOVABLE),
-    ("__GFP_ACCOUNT", __GFP_ACCOUNT), ("__GFP_WRITE", __GFP_WRITE),
-    ("__GFP_RECLAIM", __GFP_RECLAIM), ("__GFP_DIRECT_RECLAIM", __GFP_DIRECT_RECLAIM),
-    ("__GFP_KSWAPD_RECLAIM", __GFP_KSWAPD_RECLAIM), ("__GFP_ZEROTAGS", __GFP_ZEROTAGS),
+    ("GFP_DMA32", GFP_DMA32), ("__GFP_RECLAIM", __GFP_RECLAIM),
+    ("__GFP_DMA", __GFP_DMA), ("__GFP_HIGHMEM", __GFP_HIGHMEM), ("__GFP_DMA32", __GFP_DMA32),
+    ("__GFP_MOVABLE", __GFP_MOVABLE), ("__GFP_RECLAIMABLE", __GFP_RECLAIMABLE),
+    ("__GFP_HIGH", __GFP_HIGH), ("__GFP_IO", __GFP_IO), ("__GFP_FS", __GFP_FS),
+    ("__GFP_ZERO", __GFP_ZERO), ("__GFP_DIRECT_RECLAIM", __GFP_DIRECT_RECLAIM),
+    ("__GFP_KSWAPD_RECLAIM", __GFP_KSWAPD_RECLAIM), ("__GFP_WRITE", __GFP_WRITE),
+    ("__GFP_NOWARN", __GFP_NOWARN), ("__GFP_RETRY_MAYFAIL", __GFP_RETRY_MAYFAIL),
+    ("__GFP_NOFAIL", __GFP_NOFAIL), ("__GFP_NORETRY", __GFP_NORETRY),
+    ("__GFP_MEMALLOC", __GFP_MEMALLOC), ("__GFP_COMP", __GFP_COMP),
+    ("__GFP_NOMEMALLOC", __GFP_NOMEMALLOC), ("__GFP_HARDWALL", __GFP_HARDWALL),
+    ("__GFP_THISNODE", __GFP_THISNODE), ("__GFP_ACCOUNT", __GFP_ACCOUNT),
+    ("__GFP_ZEROTAGS", __GFP_ZEROTAGS), ("__GFP_NO_OBJ_EXT", __GFP_NO_OBJ_EXT),
 )
 
 declare(
@@ -158,7 +162,9 @@ declare(
     (GFP_HIGHUSER_MOVABLE|__GFP_COMP|__GFP_NOMEMALLOC|__GFP_NOWARN) & ~__GFP_RECLAIM, and
     GFP_TRANSHUGE = GFP_TRANSHUGE_LIGHT|__GFP_DIRECT_RECLAIM. The ``mm_page_alloc`` tracepoint
     prints a mask by matching ``__def_gfpflag_names`` in order, composites first; ``format_gfp``
-    and ``parse_gfp`` do the same.
+    and ``parse_gfp`` do the same. The table and its order are checked against the running
+    kernel's ``mm_page_alloc`` format file (6.18 moved GFP_DMA32 and __GFP_RECLAIM ahead of the
+    single bits and lists every bit by name, where 6.12 listed fewer, in another order).
     """,
     "include/linux/gfp_types.h @ v6.18; include/trace/events/mmflags.h:__def_gfpflag_names",
     obj=GFP_BITS, module=__name__)

@@ -1,0 +1,307 @@
+"""The ``mmspec`` command line: parse, call the library, print.
+
+Exit status: 0 when everything holds, 1 when a violation or counterexample is found, 2 for
+usage or input errors (one line on stderr, no traceback).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Callable
+from typing import Any, NoReturn
+
+EXIT_OK, EXIT_VIOLATION, EXIT_USAGE = 0, 1, 2
+
+
+class UsageError(Exception):
+    """Bad arguments or unreadable input: one line, exit 2."""
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> NoReturn:
+        raise UsageError(f"{self.prog}: {message}")
+
+
+def _emit(args: argparse.Namespace, obj: dict[str, Any], text: Callable[[], None]) -> None:
+    if getattr(args, "json", False):
+        print(json.dumps(obj, indent=None, sort_keys=False))
+    else:
+        text()
+
+
+def _console() -> Any:
+    from rich.console import Console
+    return Console(highlight=False)
+
+
+class _Bar:
+    """A rich progress bar on stderr; ``tick`` advances it."""
+
+    def __init__(self, total: int | None, label: str) -> None:
+        from rich.console import Console
+        from rich.progress import Progress
+        self.progress = Progress(transient=True, console=Console(stderr=True))
+        self.total, self.label = total, label
+
+    def __enter__(self) -> Callable[[], None]:
+        self.progress.__enter__()
+        task = self.progress.add_task(self.label, total=self.total)
+        return lambda: self.progress.advance(task)
+
+    def __exit__(self, *exc: Any) -> None:
+        self.progress.__exit__(*exc)
+
+
+def _progress(total: int | None, label: str) -> Any:
+    """A progress bar on a terminal, nothing otherwise."""
+    import contextlib
+    if not sys.stderr.isatty():
+        return contextlib.nullcontext(None)
+    return _Bar(total, label)
+
+
+# --- spec -----------------------------------------------------------------------------------
+
+def cmd_spec(args: argparse.Namespace) -> int:
+    from checker import rulebook
+
+    if args.spec_cmd == "list":
+        rs = rulebook.rules(args.area, args.variant)
+        obj = {"rules": [{"id": r.id, "title": r.title, "anchor": r.anchor,
+                          "variants": list(r.variants)} for r in rs]}
+
+        def text() -> None:
+            from rich.table import Table
+            t = Table("ID", "title", "kernel anchor")
+            for r in rs:
+                t.add_row(r.id, r.title, r.anchor)
+            _console().print(t)
+        _emit(args, obj, text)
+        return EXIT_OK
+    if args.spec_cmd == "show":
+        try:
+            info = rulebook.show(args.rule_id)
+        except KeyError:
+            raise UsageError(f"mmspec spec show: no rule {args.rule_id!r} "
+                             "(see 'mmspec spec list')") from None
+
+        def text() -> None:
+            print(f"{info['id']}: {info['title']}")
+            print(f"kernel:   {info['anchor']}")
+            print(f"variants: {', '.join(info['variants'])}")
+            print(f"defined:  {info['defined_in']}\n")
+            print(info["text"] + "\n")
+            if info["code"]:
+                print(info["code"])
+            print("checked by:")
+            for c in info["checked_by"] or ["(nothing cites this rule yet)"]:
+                print(f"  {c}")
+        _emit(args, info, text)
+        return EXIT_OK
+    if args.spec_cmd == "dump":
+        d = rulebook.dump()
+        print(json.dumps(d, indent=None if args.json else 2))
+        return EXIT_OK
+    if args.spec_cmd == "render":
+        md = rulebook.render_markdown()
+        if args.out:
+            try:
+                with open(args.out, "w") as f:
+                    f.write(md)
+            except OSError as e:
+                raise UsageError(f"mmspec spec render: cannot write {args.out}: "
+                                 f"{e.strerror}") from None
+        else:
+            print(md)
+        return EXIT_OK
+    raise UsageError("mmspec spec: choose list, show, dump or render")
+
+
+# --- fuzz -----------------------------------------------------------------------------------
+
+def cmd_fuzz(args: argparse.Namespace) -> int:
+    from checker.fuzz import resolve_impl, run_fuzz
+
+    if args.area != "alloc":
+        raise UsageError(f"mmspec fuzz: unknown area {args.area!r} (known: alloc)")
+    if args.seconds is not None and args.seconds <= 0:
+        raise UsageError("mmspec fuzz: --seconds must be positive")
+    if args.examples is not None and args.examples <= 0:
+        raise UsageError("mmspec fuzz: --examples must be positive")
+    try:
+        resolve_impl(args.impl)
+    except ValueError as e:
+        raise UsageError(f"mmspec fuzz: {e}") from None
+    result = run_fuzz(args.impl, seconds=args.seconds, examples=args.examples, seed=args.seed)
+
+    def text() -> None:
+        if result.failure is None:
+            print(f"fuzz alloc ({result.implementation}): {result.examples} examples in "
+                  f"{result.seconds:.1f} s, no difference from the spec")
+        else:
+            print(f"fuzz alloc ({result.implementation}): FAILED after {result.examples} "
+                  f"examples: {result.failure}\n")
+            print(result.program or "")
+    _emit(args, result.to_json(), text)
+    return EXIT_OK if result.failure is None else EXIT_VIOLATION
+
+
+# --- check ----------------------------------------------------------------------------------
+
+def _read_input(path: str) -> str:
+    try:
+        if path == "-":
+            return sys.stdin.read()
+        with open(path, "rb") as f:
+            data = f.read()
+    except OSError as e:
+        raise UsageError(f"mmspec check: cannot read {path}: {e.strerror}") from None
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError:
+        raise UsageError(f"mmspec check: {path} is not text") from None
+
+
+def cmd_check(args: argparse.Namespace) -> int:
+    from checker.snapshot import SnapshotError, check_snapshots, read_live
+
+    if not args.files and not args.live:
+        raise UsageError("mmspec check: give snapshot FILEs or --live")
+    texts = [_read_input(p) for p in args.files]
+    if args.live:
+        texts += read_live()
+    try:
+        report = check_snapshots(texts)
+    except SnapshotError as e:
+        raise UsageError(f"mmspec check: {e}") from None
+    obj = {"checked": list(report.checked), "violations": list(report.violations)}
+
+    def text() -> None:
+        print(f"checked {len(report.checked)} rules: {', '.join(report.checked)}")
+        for v in report.violations:
+            print(f"VIOLATION {v['rule']}: {v['message']}")
+        if not report.violations:
+            print("consistent")
+    _emit(args, obj, text)
+    return EXIT_VIOLATION if report.violations else EXIT_OK
+
+
+# --- verify ---------------------------------------------------------------------------------
+
+def cmd_verify(args: argparse.Namespace) -> int:
+    from checker.verify import verify
+
+    with _progress(args.steps, "invariants") as tick:
+        report = verify(fuzz_seconds=args.fuzz_seconds, steps=args.steps, seed=args.seed,
+                        tick=tick)
+
+    def text() -> None:
+        from rich.table import Table
+        t = Table("check", "result", "detail", "seconds")
+        for c in report["checks"]:
+            result = "skipped" if c.get("skipped") else ("ok" if c["ok"] else "FAILED")
+            t.add_row(c["name"], result, c.get("skipped") or c["detail"], f"{c['seconds']:.1f}")
+        con = _console()
+        con.print(t)
+        for c in report["checks"]:
+            for v in c["violations"]:
+                con.print(f"VIOLATION {v['rule']}: {v['message']}")
+                if v.get("program"):
+                    print(v["program"])
+        con.print("all checks hold" if report["ok"] else "violations found")
+    _emit(args, report, text)
+    return EXIT_OK if report["ok"] else EXIT_VIOLATION
+
+
+# --- bench ----------------------------------------------------------------------------------
+
+def cmd_bench(args: argparse.Namespace) -> int:
+    from benchmarks.alloc_churn import format_report, run
+
+    if args.area != "alloc":
+        raise UsageError(f"mmspec bench: unknown area {args.area!r} (known: alloc)")
+    if args.ops <= 0 or args.spec_ops <= 0 or args.pages_log2 < 12:
+        raise UsageError("mmspec bench: --ops and --spec-ops must be positive, "
+                         "--pages-log2 at least 12")
+    report = run(ops=args.ops, spec_ops=args.spec_ops, pages_log2=args.pages_log2,
+                 seed=args.seed)
+    _emit(args, report, lambda: print(format_report(report)))
+    return EXIT_OK
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = _Parser(prog="mmspec", description=__doc__.splitlines()[0])
+    sub = p.add_subparsers(dest="cmd", parser_class=_Parser)
+
+    v = sub.add_parser("verify", help="run the invariant checker, a short fuzz, the live check")
+    v.add_argument("--json", action="store_true")
+    v.add_argument("--fuzz-seconds", type=float, default=15.0)
+    v.add_argument("--steps", type=int, default=1500)
+    v.add_argument("--seed", type=int, default=0)
+    v.set_defaults(func=cmd_verify)
+
+    s = sub.add_parser("spec", help="the rule book")
+    ssub = s.add_subparsers(dest="spec_cmd", parser_class=_Parser)
+    sl = ssub.add_parser("list", help="list rules")
+    sl.add_argument("--area")
+    sl.add_argument("--variant")
+    sl.add_argument("--json", action="store_true")
+    ss = ssub.add_parser("show", help="one rule with its code and what checks it")
+    ss.add_argument("rule_id")
+    ss.add_argument("--json", action="store_true")
+    sd = ssub.add_parser("dump", help="constants and tables reviewers quote")
+    sd.add_argument("--json", action="store_true")
+    sr = ssub.add_parser("render", help="write the rule book as Markdown")
+    sr.add_argument("--out")
+    s.set_defaults(func=cmd_spec)
+
+    f = sub.add_parser("fuzz", help="lockstep fuzzing against the spec")
+    f.add_argument("area", help="alloc")
+    g = f.add_mutually_exclusive_group()
+    g.add_argument("--seconds", type=float)
+    g.add_argument("--examples", type=int)
+    f.add_argument("--seed", type=int, default=0)
+    f.add_argument("--impl", default="reference",
+                   help="reference (default), spec, mutant:NAME, or package.module:Class")
+    f.add_argument("--json", action="store_true")
+    f.set_defaults(func=cmd_fuzz)
+
+    c = sub.add_parser("check", help="check /proc snapshots of a real kernel")
+    c.add_argument("files", nargs="*")
+    c.add_argument("--live", action="store_true")
+    c.add_argument("--json", action="store_true")
+    c.set_defaults(func=cmd_check)
+
+    b = sub.add_parser("bench", help="performance harness (prints figures)")
+    b.add_argument("area", help="alloc")
+    b.add_argument("--ops", type=int, default=1_000_000)
+    b.add_argument("--spec-ops", type=int, default=2_000)
+    b.add_argument("--pages-log2", type=int, default=20)
+    b.add_argument("--seed", type=int, default=0)
+    b.add_argument("--json", action="store_true")
+    b.set_defaults(func=cmd_bench)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    try:
+        args = parser.parse_args(argv)
+        if not getattr(args, "func", None):
+            raise UsageError("mmspec: choose a command (verify, spec, fuzz, check, bench); "
+                             "see mmspec --help")
+        if args.cmd == "spec" and not args.spec_cmd:
+            raise UsageError("mmspec spec: choose list, show, dump or render")
+        return int(args.func(args))
+    except UsageError as e:
+        print(str(e), file=sys.stderr)
+        return EXIT_USAGE
+    except KeyboardInterrupt:
+        print("mmspec: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())
