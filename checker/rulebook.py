@@ -25,7 +25,8 @@ def rules(area: str | None = None, variant: str | None = None) -> list[Rule]:
 def citations(rule_id: str) -> list[str]:
     """Tests and proofs that cite ``rule_id`` (``path:line: function``), from the checkout."""
     found = []
-    pat = re.compile(re.escape(rule_id) + r"\b")
+    pat = re.compile("(" + re.escape(rule_id) + "|" + re.escape(rule_id.replace("-", "_"))
+                     + r")(?!\d)")
     for folder in ("tests", "proofs"):
         base = ROOT / folder
         if not base.is_dir():

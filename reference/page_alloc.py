@@ -243,7 +243,11 @@ class Zone:
             order, alloc_flags, cpu, gfp_migratetype(gfp, self._mobility_disabled))
 
     def free_pages(self, pfn: int, order: int, cpu: int = 0) -> None:
-        """ALLOC-OP-034: per-CPU list or buddy, by the block's current pageblock type."""
+        """ALLOC-OP-034: per-CPU list or buddy, by the block's current pageblock type.
+
+        The per-CPU part is ``free_frozen_page_commit`` (ALLOC-OP-023) with ``nr_pcp_high``
+        (ALLOC-POL-041) and ``nr_pcp_free`` (ALLOC-POL-042) inlined.
+        """
         if not 0 <= cpu < self._nr_cpus:
             raise SpecError(f"cpu {cpu} outside 0..{self._nr_cpus - 1}")
         off = pfn - self._base
@@ -251,17 +255,73 @@ class Zone:
         if not (0 <= off < self._n and state[off] == PAGE_ALLOCATED
                 and self._order[off] == order):
             raise SpecError(f"free of pfn {pfn} order {order}: not an allocated block")
-        state[off] = NOT_HEAD
         if not self._pcp_allowed[order]:
+            state[off] = NOT_HEAD
             self._split_large_buddy(off, order, FPI_NONE)
             return
         mt = self._pb_eff[off >> self._pbo]
         if mt >= MIGRATE_PCPTYPES:
             if mt == _ISO:
+                state[off] = NOT_HEAD
                 self._split_large_buddy(off, order, FPI_NONE)
                 return
             mt = MIGRATE_MOVABLE
-        self._free_pcp_commit(self._pcp[cpu], off, order, mt)
+        pcp = self._pcp[cpu]
+        pcp.alloc_factor >>= 1
+        pindex = self._pindex[order * 8 + mt]
+        head = pcp.list0 + pindex
+        nxt, prv = self._next, self._prev
+        first = nxt[head]
+        nxt[off] = first
+        prv[off] = head
+        prv[first] = off
+        nxt[head] = off
+        state[off] = PAGE_PCP
+        count = pcp.count = pcp.count + (1 << order)
+        batch = pcp.batch
+        free_high = False
+        flags = pcp.flags
+        if order and order <= PAGE_ALLOC_COSTLY_ORDER:
+            free_high = bool(pcp.free_count >= batch and flags & PCPF_PREV_FREE_HIGH_ORDER
+                             and (not flags & PCPF_FREE_HIGH_BATCH or count >= batch))
+            pcp.flags = flags | PCPF_PREV_FREE_HIGH_ORDER
+        elif flags & PCPF_PREV_FREE_HIGH_ORDER:
+            pcp.flags = flags & ~PCPF_PREV_FREE_HIGH_ORDER
+        free_count = pcp.free_count
+        if free_count < (batch << _SCALE):
+            free_count = pcp.free_count = free_count + (1 << order)
+        # nr_pcp_high
+        high_min, high_max = pcp.high_min, pcp.high_max
+        high = pcp.high = min(max(pcp.high, high_min), high_max)
+        if not high:
+            pass
+        elif free_high:
+            pcp.high = max(high - (batch << _SCALE), high_min)
+            high = 0
+        elif self._reclaim_active:
+            pcp.high = max(high - max(free_count, batch), high_min)
+            high = min(batch << 2, pcp.high)
+        elif high_min == high_max:
+            pass
+        elif self._below_high:
+            pcp.high = max(high - max(free_count, batch), high_min)
+            high = max(count, high_min)
+        elif count >= high:
+            need_high = free_count + batch
+            if high < need_high:
+                pcp.high = min(max(need_high, high_min), high_max)
+        if count >= high:
+            # nr_pcp_free
+            if free_high:
+                to_free = min(count, batch << _SCALE)
+            elif high < batch:
+                to_free = 1
+            else:
+                to_free = min(max(free_count, batch), high - batch)
+            self._free_pcppages_bulk(pcp, to_free, pindex)
+            if self._below_high and self._zone_watermark_ok(
+                    0, self._wmark[WMARK_HIGH] + self._boost, 0, self.nr_free_pages):
+                self._below_high = False
 
     def drain_pages(self, cpu: int) -> None:
         """ALLOC-OP-024: everything on the CPU's lists back to the buddy."""
@@ -498,6 +558,10 @@ class Zone:
                 self.nr_free_cma_pages += 1 << order
             elif mt == _HA:
                 self.nr_free_highatomic += 1 << order
+        self._merge_and_add(off, order, mt, fpi_flags)
+
+    def _merge_and_add(self, off: int, order: int, mt: int, fpi_flags: int) -> None:
+        """The merge loop and insertion of ``__free_one_page`` (the pages are accounted)."""
         state, orders, eff = self._state, self._order, self._pb_eff
         nxt, prv, nr_free = self._next, self._prev, self._nr_free
         n, pbo, maxo = self._n, self._pbo, self._maxo
@@ -511,24 +575,20 @@ class Zone:
                 if buddy_mt != mt and (mt >= MIGRATE_PCPTYPES
                                        or buddy_mt >= MIGRATE_PCPTYPES):
                     break
-                nxt_b, prv_b = nxt[buddy], prv[buddy]
-                nxt[prv_b] = nxt_b
-                prv[nxt_b] = prv_b
-                state[buddy] = NOT_HEAD
-                nr_free[order] -= 1
                 if buddy_mt != _ISO:
                     self.nr_free_pages_blocks -= 1 << order
-                if buddy_mt != mt:
-                    self._change_pageblock_range(buddy, order, mt)
             else:
+                buddy_mt = mt
                 if eff[buddy >> pbo] != mt:
                     raise SpecError(f"del: block of pfn {buddy + self._base} is not of "
                                     f"type {mt}")
-                nxt_b, prv_b = nxt[buddy], prv[buddy]
-                nxt[prv_b] = nxt_b
-                prv[nxt_b] = prv_b
-                state[buddy] = NOT_HEAD
-                nr_free[order] -= 1
+            nxt_b, prv_b = nxt[buddy], prv[buddy]
+            nxt[prv_b] = nxt_b
+            prv[nxt_b] = prv_b
+            state[buddy] = NOT_HEAD
+            nr_free[order] -= 1
+            if buddy_mt != mt:
+                self._change_pageblock_range(buddy, order, mt)
             off &= buddy
             order += 1
         if fpi_flags & FPI_TO_TAIL:
@@ -908,15 +968,31 @@ class Zone:
                       alloc_flags: int) -> int:
         """``rmqueue_bulk``: up to ``count`` blocks, each appended to the list's tail."""
         nxt, prv, state, orders = self._next, self._prev, self._state, self._order
-        rmqueue_smallest = self._rmqueue_smallest
-        mode = [RMQUEUE_NORMAL]
         taken = 0
-        # Fast loop while __rmqueue would take its first choice, the requested type's lists.
+        # While __rmqueue's first choice is the requested type's lists (no CMA preference),
+        # take exact-order heads inline and let __rmqueue_smallest split larger blocks.
         if not (alloc_flags & ALLOC_CMA and self.nr_free_cma_pages):
+            rmqueue_smallest = self._rmqueue_smallest
+            nr_free, eff, pbo = self._nr_free, self._pb_eff, self._pbo
+            exact = self._n + order * _NR_MT + mt
+            size = 1 << order
+            plain = mt < MIGRATE_PCPTYPES and order < pbo
+            nr_taken_inline = 0
             while taken < count:
-                off = rmqueue_smallest(order, mt)
-                if off is None:
-                    break
+                off = nxt[exact]
+                if off != exact and plain:
+                    if eff[off >> pbo] != mt:
+                        raise SpecError(f"del: block of pfn {off + self._base} is not of "
+                                        f"type {mt}")
+                    after = nxt[off]
+                    nxt[exact] = after
+                    prv[after] = exact
+                    nr_free[order] -= 1
+                    nr_taken_inline += 1
+                else:
+                    off = rmqueue_smallest(order, mt)
+                    if off is None:
+                        break
                 last = prv[head]
                 prv[off] = last
                 nxt[off] = head
@@ -925,6 +1001,8 @@ class Zone:
                 state[off] = PAGE_PCP
                 orders[off] = order
                 taken += 1
+            self.nr_free_pages -= nr_taken_inline * size
+        mode = [RMQUEUE_NORMAL]
         while taken < count:
             off = self._rmqueue(order, mt, alloc_flags, mode)
             if off is None:
@@ -939,34 +1017,23 @@ class Zone:
             taken += 1
         return taken
 
-    def _nr_pcp_high(self, pcp: _Pcp, batch: int, free_high: bool) -> int:
-        high_min = pcp.high_min
-        high = pcp.high = min(max(pcp.high, high_min), pcp.high_max)
-        if not high:
-            return 0
-        if free_high:
-            pcp.high = max(high - (batch << _SCALE), high_min)
-            return 0
-        if self._reclaim_active:
-            pcp.high = max(high - max(pcp.free_count, batch), high_min)
-            return min(batch << 2, pcp.high)
-        if high_min == pcp.high_max:
-            return high
-        if self._below_high:
-            pcp.high = max(high - max(pcp.free_count, batch), high_min)
-            high = max(pcp.count, high_min)
-        elif pcp.count >= high:
-            need_high = pcp.free_count + batch
-            if pcp.high < need_high:
-                pcp.high = min(max(need_high, high_min), pcp.high_max)
-        return high
-
     def _free_pcppages_bulk(self, pcp: _Pcp, count: int, pindex: int) -> None:
-        """``free_pcppages_bulk``: round-robin over the lists, each drained from its tail."""
+        """``free_pcppages_bulk``: round-robin over the lists, each drained from its tail.
+
+        Each block is freed with ``__free_one_page`` under its pageblock's current type; the
+        merging below pageblock order (one pageblock, one type) is inlined, the rest is
+        :meth:`_merge_and_add`.
+        """
         count = min(pcp.count, count)
-        nxt, prv, state, eff = self._next, self._prev, self._state, self._pb_eff
-        pindex_order, npcp, list0, pbo = self._pindex_order, self._npcp, pcp.list0, self._pbo
-        free_one_page = self._free_one_page
+        if count <= 0:
+            return
+        nxt, prv, state, orders = self._next, self._prev, self._state, self._order
+        eff, mtarr, nr_free = self._pb_eff, self._mt, self._nr_free
+        pindex_order, npcp, list0 = self._pindex_order, self._npcp, pcp.list0
+        n, pbo, maxo = self._n, self._pbo, self._maxo
+        merge_and_add = self._merge_and_add
+        pcp_count = pcp.count
+        nr_freed = 0
         pindex -= 1
         while count > 0:
             while True:
@@ -985,48 +1052,54 @@ class Zone:
                 prv[head] = last
                 state[off] = NOT_HEAD
                 count -= nr_pages
-                pcp.count -= nr_pages
-                free_one_page(off, order, eff[off >> pbo], FPI_NONE)
+                pcp_count -= nr_pages
+                mt = eff[off >> pbo]
+                if mt < MIGRATE_PCPTYPES:
+                    nr_freed += nr_pages
+                elif mt != _ISO:
+                    self._account_freepages(nr_pages, mt)
+                o = order
+                buddy = 0
+                while o < pbo:
+                    buddy = off ^ (1 << o)
+                    if buddy >= n or state[buddy] != PAGE_BUDDY or orders[buddy] != o:
+                        break
+                    nxt_b, prv_b = nxt[buddy], prv[buddy]
+                    nxt[prv_b] = nxt_b
+                    prv[nxt_b] = prv_b
+                    state[buddy] = NOT_HEAD
+                    nr_free[o] -= 1
+                    off &= buddy
+                    o += 1
+                else:
+                    merge_and_add(off, o, mt, FPI_NONE)
+                    if count <= 0 or last == head:
+                        break
+                    continue
+                # Below pageblock order the block stays in its pageblock: no type check needed.
+                higher = (buddy & off) ^ (2 << o)
+                free_head = n + o * _NR_MT + mt
+                if (o < maxo - 1 and higher < n and state[higher] == PAGE_BUDDY
+                        and orders[higher] == o + 1):
+                    tail_node = prv[free_head]
+                    prv[off] = tail_node
+                    nxt[off] = free_head
+                    nxt[tail_node] = off
+                    prv[free_head] = off
+                else:
+                    first = nxt[free_head]
+                    nxt[off] = first
+                    prv[off] = free_head
+                    prv[first] = off
+                    nxt[free_head] = off
+                state[off] = PAGE_BUDDY
+                orders[off] = o
+                mtarr[off] = mt
+                nr_free[o] += 1
                 if count <= 0 or last == head:
                     break
-
-    def _free_pcp_commit(self, pcp: _Pcp, off: int, order: int, mt: int) -> None:
-        """``free_frozen_page_commit``: to the list head; drain past the high mark."""
-        pcp.alloc_factor >>= 1
-        pindex = self._pindex[order * 8 + mt]
-        head = pcp.list0 + pindex
-        nxt, prv = self._next, self._prev
-        first = nxt[head]
-        nxt[off] = first
-        prv[off] = head
-        prv[first] = off
-        nxt[head] = off
-        self._state[off] = PAGE_PCP
-        self._order[off] = order
-        pcp.count += 1 << order
-        batch = pcp.batch
-        free_high = False
-        flags = pcp.flags
-        if order and order <= PAGE_ALLOC_COSTLY_ORDER:
-            free_high = bool(pcp.free_count >= batch and flags & PCPF_PREV_FREE_HIGH_ORDER
-                             and (not flags & PCPF_FREE_HIGH_BATCH or pcp.count >= batch))
-            pcp.flags = flags | PCPF_PREV_FREE_HIGH_ORDER
-        elif flags & PCPF_PREV_FREE_HIGH_ORDER:
-            pcp.flags = flags & ~PCPF_PREV_FREE_HIGH_ORDER
-        if pcp.free_count < (batch << _SCALE):
-            pcp.free_count += 1 << order
-        high = self._nr_pcp_high(pcp, batch, free_high)
-        if pcp.count >= high:
-            if free_high:
-                to_free = min(pcp.count, batch << _SCALE)
-            elif high < batch:
-                to_free = 1
-            else:
-                to_free = min(max(pcp.free_count, batch), high - batch)
-            self._free_pcppages_bulk(pcp, to_free, pindex)
-            if self._below_high and self._zone_watermark_ok(
-                    0, self._wmark[WMARK_HIGH] + self._boost, 0, self.nr_free_pages):
-                self._below_high = False
+        pcp.count = pcp_count
+        self.nr_free_pages += nr_freed
 
     def _rmqueue_pcplist(self, cpu: int, order: int, mt: int, alloc_flags: int) -> int | None:
         pcp = self._pcp[cpu]
