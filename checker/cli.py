@@ -172,8 +172,10 @@ def cmd_check(args: argparse.Namespace) -> int:
     texts = [_read_input(p) for p in args.files]
     if args.live:
         texts += read_live()
+    if args.drift is not None and args.drift < 0:
+        raise UsageError("mmspec check: --drift must be >= 0")
     try:
-        report = check_snapshots(texts)
+        report = check_snapshots(texts, drift=args.drift)
     except SnapshotError as e:
         raise UsageError(f"mmspec check: {e}") from None
     obj = {"checked": list(report.checked), "violations": list(report.violations)}
@@ -271,6 +273,9 @@ def build_parser() -> argparse.ArgumentParser:
     c = sub.add_parser("check", help="check /proc snapshots of a real kernel")
     c.add_argument("files", nargs="*")
     c.add_argument("--live", action="store_true")
+    c.add_argument("--drift", type=int, default=None,
+                   help="claim at most N pages per zone changed between the files' reads; "
+                        "enables the cross-file counting rules (ALLOC-INV-114..119)")
     c.add_argument("--json", action="store_true")
     c.set_defaults(func=cmd_check)
 

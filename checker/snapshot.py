@@ -7,8 +7,9 @@ renders a spec :class:`~spec.zone.Zone` in the kernel's formats).
 
 **Moments.** No two of these files can be read at one moment, and /proc/pagetypeinfo is not
 one moment either: ``pagetypeinfo_showfree_print`` drops the zone lock after every (type,
-order) cell. What is read under one zone lock is one moment for that zone: a buddyinfo line,
-a pagetypeinfo block-count row, a zoneinfo zone. So the checker states three kinds of rule:
+order) cell. What is printed under one zone lock sees that zone's free lists at one moment:
+a buddyinfo line, a pagetypeinfo block-count row, a zoneinfo zone (whose counters may still
+move by folds of per-CPU diffs). So the checker states three kinds of rule:
 
 * rules about one file, or one zone's lines in it, which hold whenever the kernel printed them;
 * structural rules across files (pageblock order, number of orders, the set of populated
@@ -33,8 +34,9 @@ pageblock_order``, which passes any threshold at once when ``pageblock_nr_pages 
 
 from __future__ import annotations
 
+import itertools
 import re
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -666,17 +668,17 @@ def counts_well_formed(s: SnapshotSet) -> list[str] | None:
                     out.append(f"buddyinfo node {b.node} zone {b.zone} order {o}: "
                                f"negative ({v})")
     if s.zoneinfo is not None:
-        for z in s.zoneinfo.zones:
-            where = f"zoneinfo node {z.node} zone {z.zone}"
-            for key, v in list(z.fields.items()) + list(z.stats.items()):
+        for zi in s.zoneinfo.zones:
+            where = f"zoneinfo node {zi.node} zone {zi.zone}"
+            for key, v in list(zi.fields.items()) + list(zi.stats.items()):
                 if v < 0:
                     out.append(f"{where}: {key} is negative ({v})")
-            if any(v < 0 for v in z.protection):
-                out.append(f"{where}: negative protection {z.protection}")
-            if z.start_pfn is not None and z.start_pfn < 0:
+            if any(v < 0 for v in zi.protection):
+                out.append(f"{where}: negative protection {zi.protection}")
+            if zi.start_pfn is not None and zi.start_pfn < 0:
                 out.append(f"{where}: negative start_pfn")
-            if z.node_unreclaimable not in (None, 0, 1):
-                out.append(f"{where}: node_unreclaimable is {z.node_unreclaimable}, not 0/1")
+            if zi.node_unreclaimable not in (None, 0, 1):
+                out.append(f"{where}: node_unreclaimable is {zi.node_unreclaimable}, not 0/1")
     if s.vmstat is not None:
         for key, v in s.vmstat.values.items():
             if v < 0:
@@ -770,7 +772,7 @@ def zone_sets(s: SnapshotSet) -> list[str] | None:
             if zs != first:
                 out.append(f"zoneinfo node {node} lists zones {zs}, another node {first}")
     items = list(lists.items())
-    for (ka, a), (kb, b) in zip(items, items[1:]):
+    for (ka, a), (kb, b) in itertools.pairwise(items):
         if a != b:
             out.append(f"{ka} zones {_fmt_zones(a)} differ from {kb} zones {_fmt_zones(b)}")
     return out if lists else None
@@ -796,7 +798,7 @@ def watermarks_ordered(s: SnapshotSet) -> list[str] | None:
     for z in s.zoneinfo.zones:
         f = z.fields
         chain = [(k, f[k]) for k in ("boost", "min", "low", "high", "promo") if k in f]
-        for (ka, a), (kb, b) in zip(chain, chain[1:]):
+        for (ka, a), (kb, b) in itertools.pairwise(chain):
             if a > b:
                 out.append(f"zoneinfo node {z.node} zone {z.zone}: {ka} {a} > {kb} {b}")
     return out
@@ -808,24 +810,30 @@ def lowmem_reserve_monotone(s: SnapshotSet) -> list[str] | None:
     """
     A zone's ``protection: (...)`` lists ``lowmem_reserve[j]`` for every zone index j of the
     node (MAX_NR_ZONES entries, one per zone zoneinfo prints). Entries at the zone's own index
-    and below are 0 (never set); above it, ``lowmem_reserve[j]`` is the managed pages of zones
-    i+1..j divided by the zone's ratio (or 0 for all j), so the array is non-decreasing.
+    and below are 0 (never set). Above it, ``lowmem_reserve[j]`` is the managed pages of zones
+    i+1..j divided by the zone's ``lowmem_reserve_ratio`` (0 for every j when the ratio is 0
+    or the zone manages nothing), so it does not decrease with j. The check compares only the
+    entries of zones that manage pages, which also holds for a kernel that zeroes the entry
+    of an empty upper zone.
     """
     if s.zoneinfo is None:
         return None
     out = []
-    per_node: dict[int, int] = {}
+    per_node: dict[int, list[ZoneInfoZone]] = {}
     for z in s.zoneinfo.zones:
-        per_node[z.node] = per_node.get(z.node, 0) + 1
+        per_node.setdefault(z.node, []).append(z)
     for z in s.zoneinfo.zones:
         where = f"zoneinfo node {z.node} zone {z.zone}"
         p = z.protection
-        if len(p) != per_node[z.node]:
+        node_zones = per_node[z.node]
+        if len(p) != len(node_zones):
             out.append(f"{where}: protection has {len(p)} entries, the node "
-                       f"{per_node[z.node]} zones")
+                       f"{len(node_zones)} zones")
         if any(p[: z.index + 1]):
             out.append(f"{where}: protection {p} is not 0 up to its own index {z.index}")
-        if any(a > b for a, b in zip(p, p[1:])):
+        managing = [v for j, v in enumerate(p)
+                    if j > z.index and j < len(node_zones) and node_zones[j].fields["managed"]]
+        if any(a > b for a, b in itertools.pairwise(managing)):
             out.append(f"{where}: protection {p} decreases")
     return out
 
@@ -882,7 +890,9 @@ def pageblocks_fit_span(s: SnapshotSet) -> list[str] | None:
 def free_within_managed(s: SnapshotSet) -> list[str] | None:
     """
     Only pages handed to the buddy allocator are ever free, so a zone's ``pages free``
-    (NR_FREE_PAGES) is at most ``managed`` plus the zone's counter slack (module doc).
+    (NR_FREE_PAGES) is at most ``managed`` plus the zone's counter slack: 125 pages for each
+    CPU whose ``vm stats threshold`` is non-zero, the most a per-CPU diff not yet folded
+    into the counter can hold.
     """
     if s.zoneinfo is None:
         return None
@@ -1101,7 +1111,9 @@ def free_counter_matches_lists(s: SnapshotSet) -> list[str] | None:
 def free_blocks_match_lists(s: SnapshotSet) -> list[str] | None:
     """
     NR_FREE_PAGES_BLOCKS is the number of pages in free buddies of order >= pageblock_order
-    outside the Isolate lists, and it is exact (module doc). So each zone's value equals the
+    outside the Isolate lists, and it is exact: every change is ``+-2^order >=
+    pageblock_nr_pages``, which (when above 250) passes any per-CPU threshold and is folded
+    at once (otherwise the zone's counter slack applies). So each zone's value equals the
     large-buddy pages of buddyinfo (else of pagetypeinfo's cells) less those on the Isolate
     lists (pagetypeinfo, which also gives pageblock_order). Across reads one page entering or
     leaving can change a large-buddy total by up to ``1 << MAX_PAGE_ORDER`` pages (a split or
@@ -1172,8 +1184,8 @@ def free_pages_fit_blocks(s: SnapshotSet) -> list[str] | None:
     """
     Since the 6.10 freelist hygiene a free buddy is on the free list of its pageblock's type
     (a buddy of order >= pageblock_order covers whole pageblocks, all of that type), and the
-    block-count table counts those pageblocks (their visited page is a free page of the
-    zone). So per zone and migratetype the pages on that type's free lists fit in its
+    block-count table counts every pageblock holding a free page (such a block is online and
+    initialised, and its visited page lies in it and in the zone). So per zone and migratetype the pages on that type's free lists fit in its
     pageblocks: ``sum count[mt][o] << o <= blocks[mt] * pageblock_nr_pages``, plus one
     pageblock when the zone does not start on a pageblock boundary or its start is unknown
     (the partial block at the zone end may go uncounted), plus ``drift *
@@ -1259,6 +1271,8 @@ def parse_snapshots(texts: list[str], drift: int | None = None) -> SnapshotSet:
     """Parse each text (format by content) into one :class:`SnapshotSet`."""
     if drift is not None and drift < 0:
         raise SnapshotError(f"drift must be >= 0, got {drift}")
+    if not texts:
+        raise SnapshotError("no snapshots given")
     found: dict[str, Parsed] = {}
     for i, text in enumerate(texts):
         if not isinstance(text, str):
@@ -1405,11 +1419,6 @@ def render_vmstat(zone: Zone) -> str:
             f"{VMSTAT_LAST_LINE}\n")
 
 
-def rule_ids() -> Iterator[str]:
-    """The snapshot rules, in the order they run."""
-    return (rule_id for rule_id, _ in CHECKS)
-
-
-__all__ = ["SnapshotError", "Report", "SnapshotSet", "check_snapshots", "check_snapshot_set",
-           "parse_snapshots", "parse_snapshot", "detect_format", "read_live",
-           "snapshot_from_spec", "PageTypeInfo", "BuddyInfo", "ZoneInfo", "VmStat"]
+__all__ = ["BuddyInfo", "PageTypeInfo", "Report", "SnapshotError", "SnapshotSet", "VmStat",
+           "ZoneInfo", "check_snapshot_set", "check_snapshots", "detect_format", "parse_snapshot",
+           "parse_snapshots", "read_live", "snapshot_from_spec"]

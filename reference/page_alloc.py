@@ -18,6 +18,7 @@ spec is, function for function.
 from __future__ import annotations
 
 from array import array
+from collections import deque
 
 from spec.constants import (
     ALLOC_CMA,
@@ -87,14 +88,15 @@ _PCP_FLAGS_KNOBS = ("min_free_kbytes", "watermark_scale_factor",
 
 
 class _Pcp:
-    """``struct per_cpu_pages``; ``list0`` is the sentinel of the CPU's list 0."""
+    """``struct per_cpu_pages``. Its lists are deques, head on the left: the per-CPU lists
+    are only ever used at their two ends, which a deque does in C."""
 
-    __slots__ = ("list0", "count", "high", "high_min", "high_max", "batch", "alloc_factor",
+    __slots__ = ("lists", "count", "high", "high_min", "high_max", "batch", "alloc_factor",
                  "free_count", "flags")
 
-    def __init__(self, list0: int, high_min: int, high_max: int, batch: int,
+    def __init__(self, nr_lists: int, high_min: int, high_max: int, batch: int,
                  flags: int) -> None:
-        self.list0 = list0
+        self.lists: list[deque[int]] = [deque() for _ in range(nr_lists)]
         self.count = 0
         self.high = 0
         self.high_min = high_min
@@ -132,8 +134,7 @@ class Zone:
         self._pindex_order = [cfg.pindex_to_order(i) for i in range(self._npcp)]
         self._apply_knobs(cfg)
 
-        nr_sentinels = self._norders * _NR_MT + self._nr_cpus * self._npcp
-        size = n + nr_sentinels
+        size = n + self._norders * _NR_MT
         code = "i" if size < (1 << 31) else "q"
         self._next = array(code, [0]) * size
         self._prev = array(code, [0]) * size
@@ -160,23 +161,28 @@ class Zone:
         self.nr_reserved_highatomic = types.count(MIGRATE_HIGHATOMIC) * self._pbnr
         self._wmark = zone_wmarks(cfg)
         self._boost = 0
+        self._update_high_mark()
         self._below_high = False
         self._boosted = False
         self._reclaim_active = False
         batch, high_min, high_max = pcp_batch_high(cfg, self._wmark[WMARK_LOW])
         flags = PCPF_FREE_HIGH_BATCH if cfg.pcp_free_high_batch else 0
-        pcp0 = n + self._norders * _NR_MT
-        self._pcp = [_Pcp(pcp0 + cpu * self._npcp, high_min, high_max, batch, flags)
-                     for cpu in range(self._nr_cpus)]
+        self._pcp = [_Pcp(self._npcp, high_min, high_max, batch, flags)
+                     for _ in range(self._nr_cpus)]
         self._boot_free()
 
     def _apply_knobs(self, cfg: ZoneConfig) -> None:
         self._cfg = cfg
         self._defrag_mode = cfg.defrag_mode
         self._boost_factor = cfg.watermark_boost_factor
-        #: gfp -> (migratetype, fast-path alloc_flags); gfp, order -> slow-path alloc_flags.
-        self._fast_flags: dict[int, tuple[int, int]] = {}
+        #: gfp -> (migratetype, fast-path alloc_flags, whether free highatomic pages and
+        #: free CMA pages are unusable to it); (gfp, order) -> slow-path alloc_flags.
+        self._fast_flags: dict[int, tuple[int, int, bool, bool]] = {}
         self._slow_flags: dict[tuple[int, int], int] = {}
+
+    def _update_high_mark(self) -> None:
+        """The order-0 fast test's bound: the boosted high watermark plus lowmem_reserve."""
+        self._high_mark = self._wmark[WMARK_HIGH] + self._boost + self._lowmem_reserve
 
     def _boot_free(self) -> None:
         """``memblock_free_pages``: the largest aligned chunks, in pfn order, freed to the tail.
@@ -208,22 +214,52 @@ class Zone:
             raise SpecError(f"cpu {cpu} outside 0..{self._nr_cpus - 1}")
 
     def alloc_pages(self, gfp: int, order: int, cpu: int = 0) -> int | None:
-        """ALLOC-OP-033: the fast path, then the slow path's first attempt."""
+        """ALLOC-OP-033: the fast path, then the slow path's first attempt.
+
+        The common case is inlined: an order-0 request that passes the high watermark's
+        order-0 test, served from a non-empty per-CPU list.
+        """
         if not 0 <= cpu < self._nr_cpus:
             raise SpecError(f"cpu {cpu} outside 0..{self._nr_cpus - 1}")
+        if order == 0 and not self._below_high:
+            cached = self._fast_flags.get(gfp)
+            if cached is not None:
+                mt, alloc_flags, highatomic_unusable, cma_unusable = cached
+                free_pages = self.nr_free_pages
+                reserved = 0
+                if highatomic_unusable:
+                    reserved = self.nr_free_highatomic
+                if cma_unusable:
+                    reserved += self.nr_free_cma_pages
+                if reserved > free_pages:
+                    reserved = free_pages
+                if free_pages - reserved > self._high_mark:
+                    pcp = self._pcp[cpu]
+                    lst = pcp.lists[mt]
+                    if lst:
+                        pcp.free_count >>= 1
+                        off = lst.popleft()
+                        pcp.count -= 1
+                        if alloc_flags & ALLOC_KSWAPD:
+                            self._boosted = False
+                        self._state[off] = PAGE_ALLOCATED
+                        self._mt[off] = mt
+                        return off + self._base
         if not 0 <= order <= self._maxo:
             return None
         cached = self._fast_flags.get(gfp)
         if cached is None:
             cfg = self._cfg
             mt = gfp_migratetype(gfp, self._mobility_disabled)
-            flags = ALLOC_WMARK_LOW | alloc_flags_nofragment(gfp, cfg.defrag_mode,
-                                                             cfg.zone_is_normal_with_dma32)
+            alloc_flags = ALLOC_WMARK_LOW | alloc_flags_nofragment(
+                gfp, cfg.defrag_mode, cfg.zone_is_normal_with_dma32)
             if mt == MIGRATE_MOVABLE:
-                flags |= ALLOC_CMA
-            cached = self._fast_flags[gfp] = (mt, flags)
-        mt, flags = cached
-        page = self._get_page_from_freelist(order, flags, cpu, mt)
+                alloc_flags |= ALLOC_CMA
+            cached = self._fast_flags[gfp] = (mt, alloc_flags,
+                                              not alloc_flags & ALLOC_RESERVES,
+                                              not alloc_flags & ALLOC_CMA)
+        mt, alloc_flags = cached[0], cached[1]
+        page = self._get_page_from_freelist(order, alloc_flags, cpu, mt)
         if page is None:
             slow = self._slow_flags.get((gfp, order))
             if slow is None:
@@ -269,13 +305,7 @@ class Zone:
         pcp = self._pcp[cpu]
         pcp.alloc_factor >>= 1
         pindex = self._pindex[order * 8 + mt]
-        head = pcp.list0 + pindex
-        nxt, prv = self._next, self._prev
-        first = nxt[head]
-        nxt[off] = first
-        prv[off] = head
-        prv[first] = off
-        nxt[head] = off
+        pcp.lists[pindex].appendleft(off)
         state[off] = PAGE_PCP
         count = pcp.count = pcp.count + (1 << order)
         batch = pcp.batch
@@ -292,7 +322,12 @@ class Zone:
             free_count = pcp.free_count = free_count + (1 << order)
         # nr_pcp_high
         high_min, high_max = pcp.high_min, pcp.high_max
-        high = pcp.high = min(max(pcp.high, high_min), high_max)
+        high = pcp.high
+        if high < high_min:
+            high = high_min
+        if high > high_max:
+            high = high_max
+        pcp.high = high
         if not high:
             pass
         elif free_high:
@@ -338,6 +373,7 @@ class Zone:
             if name != "percpu_pagelist_high_fraction":
                 self._wmark = zone_wmarks(cfg)
                 self._boost = 0
+                self._update_high_mark()
             batch, high_min, high_max = pcp_batch_high(cfg, self._wmark[WMARK_LOW])
             for pcp in self._pcp:
                 pcp.batch, pcp.high_min, pcp.high_max = batch, high_min, high_max
@@ -418,7 +454,7 @@ class Zone:
         n, base, walk = self._n, self._base, self._walk
         free_area = tuple(tuple(walk(n + o * _NR_MT + mt) for mt in range(_NR_MT))
                           for o in range(self._norders))
-        pcp = tuple(PerCpuPages(tuple(walk(p.list0 + i) for i in range(self._npcp)),
+        pcp = tuple(PerCpuPages(tuple(tuple(x + base for x in lst) for lst in p.lists),
                                 p.count, p.high, p.high_min, p.high_max, p.batch,
                                 p.alloc_factor, p.free_count, p.flags)
                     for p in self._pcp)
@@ -792,6 +828,7 @@ class Zone:
             return False
         max_boost = max(pbnr, max_boost)
         self._boost = min(self._boost + pbnr, max_boost)
+        self._update_high_mark()
         return True
 
     def _try_to_claim_block(self, off: int, current_order: int, order: int, start_type: int,
@@ -964,54 +1001,72 @@ class Zone:
             batch = max(batch >> order, 2)
         return batch
 
-    def _rmqueue_bulk(self, order: int, count: int, head: int, mt: int,
+    def _rmqueue_bulk(self, order: int, count: int, lst: deque[int], mt: int,
                       alloc_flags: int) -> int:
         """``rmqueue_bulk``: up to ``count`` blocks, each appended to the list's tail."""
         nxt, prv, state, orders = self._next, self._prev, self._state, self._order
+        append = lst.append
         taken = 0
-        # While __rmqueue's first choice is the requested type's lists (no CMA preference),
-        # take exact-order heads inline and let __rmqueue_smallest split larger blocks.
-        if not (alloc_flags & ALLOC_CMA and self.nr_free_cma_pages):
-            rmqueue_smallest = self._rmqueue_smallest
-            nr_free, eff, pbo = self._nr_free, self._pb_eff, self._pbo
+        # While __rmqueue's first choice is __rmqueue_smallest of the requested (pcp) type,
+        # with no CMA preference, run __rmqueue_smallest inline: every block taken and split
+        # here is on a list of a mergeable type, so only NR_FREE_PAGES and
+        # NR_FREE_PAGES_BLOCKS change, and they are written once at the end.
+        if mt < MIGRATE_PCPTYPES and not (alloc_flags & ALLOC_CMA and self.nr_free_cma_pages):
+            nr_free, eff, mtarr = self._nr_free, self._pb_eff, self._mt
+            pbo, maxo = self._pbo, self._maxo
             exact = self._n + order * _NR_MT + mt
-            size = 1 << order
-            plain = mt < MIGRATE_PCPTYPES and order < pbo
-            nr_taken_inline = 0
+            blocks = 0
             while taken < count:
-                off = nxt[exact]
-                if off != exact and plain:
-                    if eff[off >> pbo] != mt:
-                        raise SpecError(f"del: block of pfn {off + self._base} is not of "
-                                        f"type {mt}")
-                    after = nxt[off]
-                    nxt[exact] = after
-                    prv[after] = exact
-                    nr_free[order] -= 1
-                    nr_taken_inline += 1
-                else:
-                    off = rmqueue_smallest(order, mt)
-                    if off is None:
-                        break
-                last = prv[head]
-                prv[off] = last
-                nxt[off] = head
-                nxt[last] = off
-                prv[head] = off
+                head = exact
+                current_order = order
+                off = nxt[head]
+                while off == head and current_order < maxo:
+                    current_order += 1
+                    head += _NR_MT
+                    off = nxt[head]
+                if off == head:
+                    break
+                if eff[off >> pbo] != mt:
+                    raise SpecError(f"del: block of pfn {off + self._base} is not of "
+                                    f"type {mt}")
+                after = nxt[off]
+                nxt[head] = after
+                prv[after] = head
+                nr_free[current_order] -= 1
+                size = 1 << current_order
+                if current_order >= pbo:
+                    blocks -= size
+                while current_order > order:
+                    current_order -= 1
+                    size >>= 1
+                    head -= _NR_MT
+                    x = off + size
+                    if current_order >= pbo:
+                        if eff[x >> pbo] != mt:
+                            raise SpecError(f"page type is {eff[x >> pbo]}, passed "
+                                            f"migratetype is {mt} (pfn={x + self._base})")
+                        blocks += size
+                    first = nxt[head]
+                    nxt[x] = first
+                    prv[x] = head
+                    prv[first] = x
+                    nxt[head] = x
+                    state[x] = PAGE_BUDDY
+                    orders[x] = current_order
+                    mtarr[x] = mt
+                    nr_free[current_order] += 1
+                append(off)
                 state[off] = PAGE_PCP
                 orders[off] = order
                 taken += 1
-            self.nr_free_pages -= nr_taken_inline * size
+            self.nr_free_pages -= taken << order
+            self.nr_free_pages_blocks += blocks
         mode = [RMQUEUE_NORMAL]
         while taken < count:
             off = self._rmqueue(order, mt, alloc_flags, mode)
             if off is None:
                 break
-            last = prv[head]
-            prv[off] = last
-            nxt[off] = head
-            nxt[last] = off
-            prv[head] = off
+            append(off)
             state[off] = PAGE_PCP
             orders[off] = order
             taken += 1
@@ -1029,8 +1084,8 @@ class Zone:
             return
         nxt, prv, state, orders = self._next, self._prev, self._state, self._order
         eff, mtarr, nr_free = self._pb_eff, self._mt, self._nr_free
-        pindex_order, npcp, list0 = self._pindex_order, self._npcp, pcp.list0
-        n, pbo, maxo = self._n, self._pbo, self._maxo
+        pindex_order, npcp, lists = self._pindex_order, self._npcp, pcp.lists
+        n, pbo, tail_below = self._n, self._pbo, self._maxo - 1
         merge_and_add = self._merge_and_add
         pcp_count = pcp.count
         nr_freed = 0
@@ -1040,16 +1095,14 @@ class Zone:
                 pindex += 1
                 if pindex >= npcp:
                     pindex = 0
-                head = list0 + pindex
-                if nxt[head] != head:
+                lst = lists[pindex]
+                if lst:
                     break
+            pop = lst.pop
             order = pindex_order[pindex]
             nr_pages = 1 << order
             while True:
-                off = prv[head]
-                last = prv[off]
-                nxt[last] = head
-                prv[head] = last
+                off = pop()
                 state[off] = NOT_HEAD
                 count -= nr_pages
                 pcp_count -= nr_pages
@@ -1060,9 +1113,11 @@ class Zone:
                     self._account_freepages(nr_pages, mt)
                 o = order
                 buddy = 0
+                # Below pageblock order the buddy lies in the same pageblock (in the zone,
+                # of the same type), and so does the merged block: no range or type checks.
                 while o < pbo:
                     buddy = off ^ (1 << o)
-                    if buddy >= n or state[buddy] != PAGE_BUDDY or orders[buddy] != o:
+                    if state[buddy] != PAGE_BUDDY or orders[buddy] != o:
                         break
                     nxt_b, prv_b = nxt[buddy], prv[buddy]
                     nxt[prv_b] = nxt_b
@@ -1073,13 +1128,12 @@ class Zone:
                     o += 1
                 else:
                     merge_and_add(off, o, mt, FPI_NONE)
-                    if count <= 0 or last == head:
+                    if count <= 0 or not lst:
                         break
                     continue
-                # Below pageblock order the block stays in its pageblock: no type check needed.
                 higher = (buddy & off) ^ (2 << o)
                 free_head = n + o * _NR_MT + mt
-                if (o < maxo - 1 and higher < n and state[higher] == PAGE_BUDDY
+                if (o < tail_below and higher < n and state[higher] == PAGE_BUDDY
                         and orders[higher] == o + 1):
                     tail_node = prv[free_head]
                     prv[off] = tail_node
@@ -1096,7 +1150,7 @@ class Zone:
                 orders[off] = o
                 mtarr[off] = mt
                 nr_free[o] += 1
-                if count <= 0 or last == head:
+                if count <= 0 or not lst:
                     break
         pcp.count = pcp_count
         self.nr_free_pages += nr_freed
@@ -1104,20 +1158,14 @@ class Zone:
     def _rmqueue_pcplist(self, cpu: int, order: int, mt: int, alloc_flags: int) -> int | None:
         pcp = self._pcp[cpu]
         pcp.free_count >>= 1
-        head = pcp.list0 + self._pindex[order * 8 + mt]
-        nxt = self._next
-        off = nxt[head]
-        if off == head:
+        lst = pcp.lists[self._pindex[order * 8 + mt]]
+        if not lst:
             batch = self._nr_pcp_alloc(pcp, order)
-            pcp.count += self._rmqueue_bulk(order, batch, head, mt, alloc_flags) << order
-            off = nxt[head]
-            if off == head:
+            pcp.count += self._rmqueue_bulk(order, batch, lst, mt, alloc_flags) << order
+            if not lst:
                 return None
-        after = nxt[off]
-        nxt[head] = after
-        self._prev[after] = head
         pcp.count -= 1 << order
-        return off
+        return lst.popleft()
 
     # --- allocation (ALLOC-OP-031, ALLOC-OP-032) -------------------------------------------------
 
