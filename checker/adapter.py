@@ -78,12 +78,12 @@ def diff_zones(a: Zone, b: Zone, limit: int = 6) -> list[str]:
         if va == vb:
             continue
         if name == "free_area":
-            for order, (la, lb) in enumerate(zip(va, vb)):
-                for mt, (xa, xb) in enumerate(zip(la, lb)):
+            for order, (la, lb) in enumerate(zip(va, vb, strict=True)):
+                for mt, (xa, xb) in enumerate(zip(la, lb, strict=True)):
                     if xa != xb:
                         out.append(f"free_area[{order}][{mt}]: {list(xa)} != {list(xb)}")
         elif name == "pcp":
-            for cpu, (pa, pb) in enumerate(zip(va, vb)):
+            for cpu, (pa, pb) in enumerate(zip(va, vb, strict=True)):
                 for f in type(pa).__attrs_attrs__:  # type: ignore[attr-defined]
                     x, y = getattr(pa, f.name), getattr(pb, f.name)
                     if x != y:

@@ -240,10 +240,14 @@ def run_fuzz(impl: str, seconds: float | None = None, examples: int | None = Non
         if n <= 0 or (seconds is not None and time.monotonic() - start >= seconds):
             break
         out = io.StringIO()
+
+        def report(text: object, out: io.StringIO = out) -> None:
+            print(text, file=out)
+
         seeded = hypothesis.seed(seed + i)(machine)
         i += 1
         try:
-            with hypothesis.reporting.with_reporter(lambda s: print(s, file=out)):
+            with hypothesis.reporting.with_reporter(report):
                 run_state_machine_as_test(seeded, settings=settings(
                     max_examples=n, stateful_step_count=steps, deadline=None, database=None,
                     suppress_health_check=list(HealthCheck), print_blob=False))

@@ -397,9 +397,9 @@ def _parse_pagetype_node(lines: _Lines) -> PageTypeNode:
             node=node, zone=zone,
             free={mt: tuple(values) for mt, values, _ in rows},
             capped=frozenset((mt, o) for mt, _, cap in rows for o in cap),
-            blocks=dict(zip(block_types, blocks[i])),
+            blocks=dict(zip(block_types, blocks[i], strict=False)),
             mixed=None if mixed is None or mixed_types is None
-            else dict(zip(mixed_types, mixed[i]))))
+            else dict(zip(mixed_types, mixed[i], strict=False))))
     return PageTypeNode(node=zone_rows[0][0], pageblock_order=pageblock_order,
                         pages_per_block=pages_per_block, order_header=order_header,
                         migratetypes=migratetypes, block_types=block_types,
@@ -1185,8 +1185,9 @@ def free_pages_fit_blocks(s: SnapshotSet) -> list[str] | None:
     Since the 6.10 freelist hygiene a free buddy is on the free list of its pageblock's type
     (a buddy of order >= pageblock_order covers whole pageblocks, all of that type), and the
     block-count table counts every pageblock holding a free page (such a block is online and
-    initialised, and its visited page lies in it and in the zone). So per zone and migratetype the pages on that type's free lists fit in its
-    pageblocks: ``sum count[mt][o] << o <= blocks[mt] * pageblock_nr_pages``, plus one
+    initialised, and its visited page lies in it and in the zone). So per zone and
+    migratetype the pages on that type's free lists fit in its pageblocks:
+    ``sum count[mt][o] << o <= blocks[mt] * pageblock_nr_pages``, plus one
     pageblock when the zone does not start on a pageblock boundary or its start is unknown
     (the partial block at the zone end may go uncounted), plus ``drift *
     pageblock_nr_pages`` for type changes and ``drift << MAX_PAGE_ORDER`` for the cells'

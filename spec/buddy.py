@@ -315,9 +315,8 @@ def move_freepages_block_isolate(w: Work, pfn: int, isolate: bool) -> bool:
 
     if cfg.pageblock_order != cfg.max_page_order:
         big = find_large_buddy(w, start_pfn)
-        if big == start_pfn and start_pfn in w.buddy and w.buddy[start_pfn][0] > cfg.pageblock_order:
-            big = start_pfn
-        elif big == start_pfn:
+        if big == start_pfn and not (start_pfn in w.buddy
+                                     and w.buddy[start_pfn][0] > cfg.pageblock_order):
             big = -1
         if big >= 0:
             order, mt = w.buddy[big]

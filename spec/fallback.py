@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 from spec.buddy import (
+    account_freepages,
     change_pageblock_range,
     count_block_pages,
     del_page_from_free_list,
     expand,
-    account_freepages,
     move_freepages_block,
     move_to_free_list,
     page_del_and_expand,

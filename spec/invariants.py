@@ -259,7 +259,7 @@ def types_in_range(z: Zone) -> list[str]:
 
 def check_invariants(z: Zone) -> list[tuple[str, str]]:
     """Run every invariant; return (rule ID, message) for each violation."""
-    out = []
+    out: list[tuple[str, str]] = []
     for fn in INVARIANTS:
         rid = fn.__rules__[0]  # type: ignore[attr-defined]
         out.extend((rid, msg) for msg in fn(z))

@@ -22,8 +22,8 @@ from spec.buddy import (
     split_large_buddy,
 )
 from spec.constants import (
-    ALLOC_HIGHATOMIC,
     ALLOC_CMA,
+    ALLOC_HIGHATOMIC,
     ALLOC_KSWAPD,
     ALLOC_NO_WATERMARKS,
     ALLOC_NOFRAGMENT,
@@ -47,6 +47,8 @@ from spec.fallback import (
     RMQUEUE_NORMAL,
     reserve_highatomic_pageblock,
     rmqueue,
+)
+from spec.fallback import (
     unreserve_highatomic_pageblock as _unreserve,
 )
 from spec.pcp import drain_pages_zone, free_pcp_commit, rmqueue_pcplist

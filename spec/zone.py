@@ -177,7 +177,7 @@ class ZoneConfig:
     def with_knob(self, name: str, value: int) -> ZoneConfig:
         if name not in KNOBS:
             raise SpecError(f"unknown knob {name!r}; known: {', '.join(KNOBS)}")
-        return attrs.evolve(self, **{name: value})
+        return attrs.evolve(self, **{name: value})  # type: ignore[arg-type]
 
 
 @attrs.frozen
