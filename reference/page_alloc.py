@@ -3,16 +3,21 @@
 Same operations and the same observable behaviour as :mod:`spec.page_alloc`, built for speed
 and scale. Every page ``i`` (offset from ``zone_start_pfn``) has a state byte (not a block
 head, free buddy, on a per-CPU list, allocated), an order byte and a migratetype byte (the
-free list's type for a buddy, the request's type for an allocation). Free lists and per-CPU
-lists are intrusive circular doubly-linked lists in two index arrays, ``next`` and ``prev``;
-their heads are sentinel nodes numbered after the last page, as ``struct list_head`` in the
-kernel, so add (head or tail) and delete are O(1) and need no emptiness test. Counters are
-kept incrementally. :meth:`Zone.abstract` rebuilds the spec's immutable value.
+free list's type for a buddy, the request's type for an allocation). The buddy free lists are
+intrusive circular doubly-linked lists in two int32 arrays, ``next`` and ``prev``, whose heads
+are sentinel nodes numbered after the last page, as ``struct list_head`` in the kernel: add
+(head or tail) and delete are O(1) and need no emptiness test. The per-CPU lists are only
+ever used at their two ends (free to the head, allocate from the head, refill at the tail,
+drain from the tail), so they are deques, which do that in C. Pageblock types and isolate
+bits are byte arrays; counters are kept incrementally. :meth:`Zone.abstract` rebuilds the
+spec's immutable value.
 
 The hot paths (order-0 allocation and free through the per-CPU lists, ``rmqueue_bulk``,
-``free_pcppages_bulk`` and ``__free_one_page``) bind arrays to locals and inline the list
-operations; the rare paths (claiming, isolation, the highatomic reserve) are written as the
-spec is, function for function.
+``free_pcppages_bulk`` and the merging of ``__free_one_page`` below pageblock order) bind
+arrays to locals and inline the list operations; the rare paths (claiming, isolation, the
+highatomic reserve) are written as the spec is, function for function. The spec's
+consistency checks (a free block goes on its pageblock's list) are kept wherever they can
+fail; where the hot paths leave one out, a comment says why it cannot.
 """
 
 from __future__ import annotations
@@ -20,6 +25,7 @@ from __future__ import annotations
 from array import array
 from collections import deque
 
+from reference.watermark import highatomic_max, pcp_batch_high, zone_wmarks
 from spec.constants import (
     ALLOC_CMA,
     ALLOC_HIGHATOMIC,
@@ -62,7 +68,6 @@ from spec.zone import (
     ZoneConfig,
 )
 from spec.zone import Zone as SpecZone
-from reference.watermark import highatomic_max, pcp_batch_high, zone_wmarks
 
 #: Page states (the state byte of a page).
 NOT_HEAD = 0
@@ -83,16 +88,15 @@ _ISO = MIGRATE_ISOLATE
 _HA = MIGRATE_HIGHATOMIC
 _NR_MT = MIGRATE_TYPES
 _SCALE = PCP_BATCH_SCALE_MAX
-_PCP_FLAGS_KNOBS = ("min_free_kbytes", "watermark_scale_factor",
+_SIZING_KNOBS = ("min_free_kbytes", "watermark_scale_factor",
                     "percpu_pagelist_high_fraction")
 
 
 class _Pcp:
-    """``struct per_cpu_pages``. Its lists are deques, head on the left: the per-CPU lists
-    are only ever used at their two ends, which a deque does in C."""
+    """``struct per_cpu_pages``; its lists are deques of page offsets, head on the left."""
 
-    __slots__ = ("lists", "count", "high", "high_min", "high_max", "batch", "alloc_factor",
-                 "free_count", "flags")
+    __slots__ = ("alloc_factor", "batch", "count", "flags", "free_count", "high", "high_max",
+                 "high_min", "lists")
 
     def __init__(self, nr_lists: int, high_min: int, high_max: int, batch: int,
                  flags: int) -> None:
@@ -231,7 +235,7 @@ class Zone:
                     reserved = self.nr_free_highatomic
                 if cma_unusable:
                     reserved += self.nr_free_cma_pages
-                if reserved > free_pages:
+                if reserved > free_pages:  # noqa: PLR1730 (min() is a call: hot path)
                     reserved = free_pages
                 if free_pages - reserved > self._high_mark:
                     pcp = self._pcp[cpu]
@@ -312,7 +316,8 @@ class Zone:
         free_high = False
         flags = pcp.flags
         if order and order <= PAGE_ALLOC_COSTLY_ORDER:
-            free_high = bool(pcp.free_count >= batch and flags & PCPF_PREV_FREE_HIGH_ORDER
+            free_high = bool(pcp.free_count >= batch + pcp.high_min // 2
+                             and flags & PCPF_PREV_FREE_HIGH_ORDER
                              and (not flags & PCPF_FREE_HIGH_BATCH or count >= batch))
             pcp.flags = flags | PCPF_PREV_FREE_HIGH_ORDER
         elif flags & PCPF_PREV_FREE_HIGH_ORDER:
@@ -323,9 +328,9 @@ class Zone:
         # nr_pcp_high
         high_min, high_max = pcp.high_min, pcp.high_max
         high = pcp.high
-        if high < high_min:
+        if high < high_min:  # noqa: PLR1730 (clamp() without calls: hot path)
             high = high_min
-        if high > high_max:
+        if high > high_max:  # noqa: PLR1730
             high = high_max
         pcp.high = high
         if not high:
@@ -369,7 +374,7 @@ class Zone:
         """ALLOC-OP-035."""
         cfg = self._cfg.with_knob(name, value)
         self._apply_knobs(cfg)
-        if name in _PCP_FLAGS_KNOBS:
+        if name in _SIZING_KNOBS:
             if name != "percpu_pagelist_high_fraction":
                 self._wmark = zone_wmarks(cfg)
                 self._boost = 0
@@ -638,8 +643,7 @@ class Zone:
 
     def _split_large_buddy(self, off: int, order: int, fpi_flags: int) -> None:
         end = off + (1 << order)
-        if order > self._pbo:
-            order = self._pbo
+        order = min(order, self._pbo)
         eff, pbo = self._pb_eff, self._pbo
         while True:
             self._free_one_page(off, order, eff[off >> pbo], fpi_flags)
@@ -671,55 +675,10 @@ class Zone:
         for current_order in range(order, self._norders):
             off = nxt[head]
             if off != head:
-                break
+                self._page_del_and_expand(off, order, current_order, mt)
+                return off
             head += _NR_MT
-        else:
-            return None
-        pbo = self._pbo
-        eff = self._pb_eff
-        if eff[off >> pbo] != mt:
-            raise SpecError(f"del: block of pfn {off + self._base} is not of type {mt}")
-        prv, state, orders, mtarr = self._prev, self._state, self._order, self._mt
-        nr_free = self._nr_free
-        after = nxt[off]
-        nxt[head] = after
-        prv[after] = head
-        state[off] = NOT_HEAD
-        nr_free[current_order] -= 1
-        blocks = 0
-        if current_order >= pbo and mt != _ISO:
-            blocks = -(1 << current_order)
-        size = 1 << current_order
-        high = current_order
-        while high > order:
-            high -= 1
-            size >>= 1
-            head -= _NR_MT
-            x = off + size
-            if high >= pbo:
-                if eff[x >> pbo] != mt:
-                    raise SpecError(f"page type is {eff[x >> pbo]}, passed migratetype is "
-                                    f"{mt} (pfn={x + self._base}, nr={size})")
-                if mt != _ISO:
-                    blocks += size
-            first = nxt[head]
-            nxt[x] = first
-            prv[x] = head
-            prv[first] = x
-            nxt[head] = x
-            state[x] = PAGE_BUDDY
-            orders[x] = high
-            mtarr[x] = mt
-            nr_free[high] += 1
-        if blocks:
-            self.nr_free_pages_blocks += blocks
-        if mt != _ISO:
-            self.nr_free_pages -= 1 << order
-            if mt == MIGRATE_CMA:
-                self.nr_free_cma_pages -= 1 << order
-            elif mt == _HA:
-                self.nr_free_highatomic -= 1 << order
-        return off
+        return None
 
     # --- pageblock moves (ALLOC-OP-006, isolation) ----------------------------------------------
 
@@ -777,11 +736,10 @@ class Zone:
         start = off & ~(self._pbnr - 1)
         pb = start >> pbo
         if pbo != self._maxo:
+            # A free buddy larger than the block, starting before it or at it, is split.
             big = self._find_large_buddy(start)
-            if (big == start and self._state[start] == PAGE_BUDDY
-                    and self._order[start] > pbo):
-                pass
-            elif big == start:
+            if big == start and not (self._state[start] == PAGE_BUDDY
+                                     and self._order[start] > pbo):
                 big = -1
             if big >= 0:
                 order, mt = self._order[big], self._mt[big]
@@ -803,8 +761,10 @@ class Zone:
     # --- fallbacks (ALLOC-OP-010 .. ALLOC-OP-015) ---------------------------------------------
 
     def _find_suitable_fallback(self, order: int, mt: int, claimable: bool) -> int:
+        """-2: claiming not worth it at this order (should_try_claim_block, ALLOC-POL-030);
+        -1: nothing here; else the first non-empty fallback type."""
         if claimable and not (order >= self._pbo or order >= self._pbo // 2
-                              or mt == MIGRATE_RECLAIMABLE or mt == MIGRATE_UNMOVABLE
+                              or mt in (MIGRATE_RECLAIMABLE, MIGRATE_UNMOVABLE)
                               or self._mobility_disabled):
             return -2
         if not self._nr_free[order]:
@@ -1063,12 +1023,12 @@ class Zone:
             self.nr_free_pages_blocks += blocks
         mode = [RMQUEUE_NORMAL]
         while taken < count:
-            off = self._rmqueue(order, mt, alloc_flags, mode)
-            if off is None:
+            page = self._rmqueue(order, mt, alloc_flags, mode)
+            if page is None:
                 break
-            append(off)
-            state[off] = PAGE_PCP
-            orders[off] = order
+            append(page)
+            state[page] = PAGE_PCP
+            orders[page] = order
             taken += 1
         return taken
 
@@ -1080,8 +1040,6 @@ class Zone:
         :meth:`_merge_and_add`.
         """
         count = min(pcp.count, count)
-        if count <= 0:
-            return
         nxt, prv, state, orders = self._next, self._prev, self._state, self._order
         eff, mtarr, nr_free = self._pb_eff, self._mt, self._nr_free
         pindex_order, npcp, lists = self._pindex_order, self._npcp, pcp.lists

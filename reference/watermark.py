@@ -16,7 +16,10 @@ MIN_PERCPU_PAGELIST_HIGH_FRACTION = 8
 
 
 def min_free_kbytes(cfg: ZoneConfig) -> int:
-    """The configured value, else ``calculate_min_free_kbytes``: clamp(isqrt(kB * 16), 128, 256Mi)."""
+    """The configured value, else ``calculate_min_free_kbytes``.
+
+    That is ``clamp(int_sqrt(lowmem_kbytes * 16), 128, 262144)``.
+    """
     if cfg.min_free_kbytes is not None:
         return cfg.min_free_kbytes
     lowmem_kbytes = cfg.managed_pages * ((1 << PAGE_SHIFT) >> 10)

@@ -186,12 +186,13 @@ def free_pcppages_bulk(w: Work, cpu: int, count: int, pindex: int) -> None:
 
 
 @rule("ALLOC-OP-023", "Freeing to a per-CPU list",
-      "mm/page_alloc.c:free_frozen_page_commit @ v6.18 (free_unref_page_commit @ v6.12.117)")
+      "mm/page_alloc.c:free_frozen_page_commit @ v6.18")
 def free_pcp_commit(w: Work, cpu: int, pfn: int, order: int, migratetype: int) -> None:
     """
     ``alloc_factor`` halves; the block goes on the **head** of its list and ``count`` grows.
-    A repeated order 1..3 free with ``free_count >= batch`` marks a high-order burst
-    (``free_high``). ``free_count`` grows by ``1 << order`` while below ``batch <<
+    A repeated order 1..3 free with ``free_count >= batch + high_min / 2`` marks a high-order
+    burst (``free_high``; the threshold was ``batch`` until 6.16's "mm: pcp: increase
+    pcp->free_count threshold to trigger free_high"). ``free_count`` grows by ``1 << order`` while below ``batch <<
     PCP_BATCH_SCALE_MAX``. If ``count`` then reaches ``nr_pcp_high``, ``nr_pcp_free`` pages are
     drained starting with this list, and ZONE_BELOW_HIGH is cleared once the zone is back
     above its high watermark.
@@ -205,7 +206,8 @@ def free_pcp_commit(w: Work, cpu: int, pfn: int, order: int, migratetype: int) -
     batch = pcp.batch
     free_high = False
     if order and order <= PAGE_ALLOC_COSTLY_ORDER:
-        free_high = (pcp.free_count >= batch and bool(pcp.flags & PCPF_PREV_FREE_HIGH_ORDER)
+        free_high = (pcp.free_count >= batch + pcp.high_min // 2
+                     and bool(pcp.flags & PCPF_PREV_FREE_HIGH_ORDER)
                      and (not pcp.flags & PCPF_FREE_HIGH_BATCH or pcp.count >= batch))
         pcp.flags |= PCPF_PREV_FREE_HIGH_ORDER
     elif pcp.flags & PCPF_PREV_FREE_HIGH_ORDER:

@@ -97,6 +97,9 @@ class ZoneConfig:
             lo, hi = KNOB_RANGES[knob]
             if value is not None and not lo <= value <= hi:
                 raise SpecError(f"{knob}={value} outside the sysctl range {lo}..{hi}")
+        if 0 < self.percpu_pagelist_high_fraction < 8:
+            raise SpecError("percpu_pagelist_high_fraction must be 0 or at least 8 "
+                            "(MIN_PERCPU_PAGELIST_HIGH_FRACTION; the sysctl answers EINVAL)")
         if self.thp and self.pmd_order > self.pageblock_order:
             raise SpecError("hpage_pmd_order exceeds pageblock_order (the kernel's "
                             "pageblock_order is min(HPAGE_PMD_ORDER, ...))")

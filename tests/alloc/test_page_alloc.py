@@ -8,7 +8,7 @@ import pytest
 import spec
 import spec.constants as C
 from spec.buddy import add_to_free_list, del_page_from_free_list, free_one_page_locked
-from spec.fallback import rmqueue_steal, should_try_claim_block, claim_threshold_met
+from spec.fallback import claim_threshold_met, rmqueue_steal, should_try_claim_block
 from spec.invariants import check_invariants
 from spec.zone import SpecError, Work, ZoneConfig
 
