@@ -126,12 +126,14 @@ def churn(a: Allocator, live: list[tuple[int, int]], ops: int, rng: random.Rando
 
 def run(ops: int = 1_000_000, spec_ops: int = 2_000, pages_log2: int = 20,
         seed: int = 0) -> dict[str, Any]:
+    import reference
     from reference import Zone as ReferenceZone
 
     nr_pages = 1 << pages_log2
     cfg = ZoneConfig(nr_pageblocks=nr_pages >> 9)
     results: dict[str, Any] = {"workload": "churn", "pages": nr_pages, "ops": ops,
-                               "spec_ops": spec_ops, "ops_per_s": {}, "seconds": {}}
+                               "spec_ops": spec_ops, "ops_per_s": {}, "seconds": {},
+                               "reference_compiled": reference.COMPILED}
 
     def measure(name: str, a: Allocator, n: int, live: list[tuple[int, int]] | None = None,
                 rng: random.Random | None = None) -> None:
@@ -188,7 +190,10 @@ def format_report(r: dict[str, Any]) -> str:
               f"reference / spec:                      {ra['reference_vs_spec']:.1f}x",
               f"harness share of the textbook's time:  {r['harness_share_of_textbook']:.1%}",
               f"reference build {r['seconds']['reference_build']} s, "
-              f"fill {r['seconds']['reference_fill']} s"]
+              f"fill {r['seconds']['reference_fill']} s",
+              "reference code: " + ("compiled with mypyc (reference.COMPILED)"
+                                    if r.get("reference_compiled") else
+                                    "pure Python (reference.COMPILED is False)")]
     return "\n".join(lines)
 
 

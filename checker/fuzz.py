@@ -19,6 +19,7 @@ import attrs
 import hypothesis
 from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
+from hypothesis.internal.conjecture import engine
 from hypothesis.stateful import (
     Bundle,
     RuleBasedStateMachine,
@@ -38,10 +39,11 @@ from spec.zone import KNOB_RANGES, SpecError, ZoneConfig
 
 ImplFactory = Callable[[ZoneConfig], AllocImplementation]
 
-GFP_MASKS = (C.GFP_KERNEL, C.GFP_HIGHUSER_MOVABLE, C.GFP_ATOMIC, C.GFP_NOWAIT,
-             C.GFP_KERNEL | C.__GFP_RECLAIMABLE, C.GFP_TRANSHUGE_LIGHT, C.GFP_TRANSHUGE,
-             C.GFP_ATOMIC | C.__GFP_NOMEMALLOC, C.GFP_NOWAIT | C.__GFP_MOVABLE,
-             C.GFP_KERNEL | C.__GFP_HIGH)
+GFP_MASKS = tuple(C.Gfp(g) for g in (
+    C.GFP_KERNEL, C.GFP_HIGHUSER_MOVABLE, C.GFP_ATOMIC, C.GFP_NOWAIT,
+    C.GFP_KERNEL | C.__GFP_RECLAIMABLE, C.GFP_TRANSHUGE_LIGHT, C.GFP_TRANSHUGE,
+    C.GFP_ATOMIC | C.__GFP_NOMEMALLOC, C.GFP_NOWAIT | C.__GFP_MOVABLE,
+    C.GFP_KERNEL | C.__GFP_HIGH))
 
 ALLOC_FLAG_BITS = (C.ALLOC_NO_WATERMARKS, C.ALLOC_OOM, C.ALLOC_NON_BLOCK, C.ALLOC_MIN_RESERVE,
                    C.ALLOC_CMA, C.ALLOC_NOFRAGMENT, C.ALLOC_HIGHATOMIC, C.ALLOC_KSWAPD)
@@ -60,7 +62,9 @@ assert set(KNOB_VALUES) == set(KNOB_RANGES)
 def zone_configs(draw: st.DrawFn) -> ZoneConfig:
     """Small zones: enough pageblocks to exercise grouping, few enough to shrink well."""
     max_order = draw(st.integers(2, 4))
-    pb_order = draw(st.integers(1, max_order))
+    # pageblock_order == max_page_order often: boot frees then never merge across pageblocks,
+    # so mixed configured types survive and every fallback path gets exercised.
+    pb_order = draw(st.one_of(st.just(max_order), st.integers(1, max_order)))
     nr_pageblocks = draw(st.integers(1, 12))
     types = draw(st.one_of(
         st.none(),
@@ -87,6 +91,13 @@ class AllocLockstep(RuleBasedStateMachine):
 
     impl_factory: ImplFactory = SpecAdapter
     blocks = Bundle("blocks")
+    #: monotonic time of the first failed check (shrinking comes after it).
+    first_failure_at: float | None = None
+
+    def _fail(self, message: str) -> None:
+        if type(self).first_failure_at is None:
+            type(self).first_failure_at = time.monotonic()
+        raise AssertionError(message)
 
     def __init__(self) -> None:
         super().__init__()
@@ -109,9 +120,8 @@ class AllocLockstep(RuleBasedStateMachine):
             got: Any = getattr(self.impl, name)(*args)
         except SpecError as e:
             got = ("SpecError", str(e))
-        assert type(want) is type(got) and (
-            want == got or isinstance(want, tuple)), (
-            f"{name}{args}: spec returned {want!r}, implementation {got!r}")
+        if type(want) is not type(got) or (want != got and not isinstance(want, tuple)):
+            self._fail(f"{name}{args}: spec returned {want!r}, implementation {got!r}")
         return want
 
     def _cpu(self, cpu: int) -> int:
@@ -125,7 +135,8 @@ class AllocLockstep(RuleBasedStateMachine):
         before = self.model.zone
         page = self._both("alloc_pages", gfp, order, self._cpu(cpu))
         bad = nofragment_guarantee(before, self.model.zone, gfp)
-        assert not bad, f"ALLOC-PROP-001: {bad}"
+        if bad:
+            self._fail(f"ALLOC-PROP-001: {bad}")
         return multiple() if page is None else multiple((page, order))
 
     @rule(target=blocks, gfp=st.sampled_from(GFP_MASKS), order=st.integers(0, 4),
@@ -173,10 +184,12 @@ class AllocLockstep(RuleBasedStateMachine):
             return
         want = self.model.zone
         got = self.impl.abstract()
-        assert got == want, "implementation state differs from the spec: " + "; ".join(
-            diff_zones(want, got))
+        if got != want:
+            self._fail("implementation state differs from the spec: "
+                       + "; ".join(diff_zones(want, got)))
         violations = check_invariants(want)
-        assert not violations, f"spec state violates {violations[:3]}"
+        if violations:
+            self._fail(f"spec state violates {violations[:3]}")
 
 
 def machine_for(impl_factory: ImplFactory) -> type[AllocLockstep]:
@@ -214,22 +227,49 @@ class FuzzResult:
     seconds: float
     failure: str | None = None
     program: str | None = None
+    #: seconds from the start to the first failed check (before shrinking).
+    detected_after: float | None = None
 
     def to_json(self) -> dict[str, Any]:
         return {"implementation": self.implementation, "examples": self.examples,
                 "seconds": round(self.seconds, 2), "ok": self.failure is None,
+                "detected_after": None if self.detected_after is None
+                else round(self.detected_after, 2),
                 "failure": self.failure, "program": self.program}
 
 
+def _first_failure(e: BaseException) -> BaseException:
+    """Hypothesis reports several distinct failures as an ExceptionGroup; show the first."""
+    while isinstance(e, BaseExceptionGroup) and e.exceptions:
+        e = e.exceptions[0]
+    return e
+
+
 def run_fuzz(impl: str, seconds: float | None = None, examples: int | None = None,
-             seed: int = 0, steps: int = 40, batch: int = 25) -> FuzzResult:
+             seed: int = 0, steps: int = 30, batch: int = 25,
+             shrink_seconds: float = 30.0) -> FuzzResult:
     """Run the lockstep machine until ``seconds`` pass or ``examples`` have run.
 
     Each batch runs with seed ``seed + i`` so a time-bounded run keeps discovering; the first
-    failure stops the run and its shrunk program is returned.
+    failure stops the run and its shrunk program is returned. ``seconds`` bounds the search;
+    shrinking a failure, once found, may take longer (``detected_after`` says when it was
+    found).
     """
     factory = resolve_impl(impl)
     machine = machine_for(factory)
+    machine.first_failure_at = None
+    # Hypothesis stops shrinking after MAX_SHRINKING_SECONDS (300 by default); a fuzzing run
+    # wants its counterexample sooner. The shrunk program is still a valid reproduction.
+    saved_limit = engine.MAX_SHRINKING_SECONDS
+    engine.MAX_SHRINKING_SECONDS = int(max(1, shrink_seconds))
+    try:
+        return _run_batches(impl, machine, seconds, examples, seed, steps, batch)
+    finally:
+        engine.MAX_SHRINKING_SECONDS = saved_limit
+
+
+def _run_batches(impl: str, machine: type[AllocLockstep], seconds: float | None,
+                 examples: int | None, seed: int, steps: int, batch: int) -> FuzzResult:
     start = time.monotonic()
     done = 0
     i = 0
@@ -251,12 +291,15 @@ def run_fuzz(impl: str, seconds: float | None = None, examples: int | None = Non
                 run_state_machine_as_test(seeded, settings=settings(
                     max_examples=n, stateful_step_count=steps, deadline=None, database=None,
                     suppress_health_check=list(HealthCheck), print_blob=False))
-        except Exception as e:  # the machine's assertion, with its shrunk program reported
+        except Exception as group:  # the machine's assertion, with its shrunk program
+            e = _first_failure(group)
             msg = str(e).strip().splitlines()
             notes = "\n".join(getattr(e, "__notes__", []))
             program = (out.getvalue() + "\n" + notes).strip()
+            found = machine.first_failure_at
             return FuzzResult(impl, done + n, time.monotonic() - start,
                               failure=f"{type(e).__name__}: {msg[0] if msg else ''}",
-                              program=program)
+                              program=program,
+                              detected_after=None if found is None else found - start)
         done += n
     return FuzzResult(impl, done, time.monotonic() - start)

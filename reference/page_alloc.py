@@ -22,74 +22,76 @@ fail; where the hot paths leave one out, a comment says why it cannot.
 
 from __future__ import annotations
 
-from array import array
 from collections import deque
+from typing import TYPE_CHECKING, Final
 
+from mypy_extensions import mypyc_attr
+
+from reference._arrays import i32_array, u8_array
 from reference.watermark import highatomic_max, pcp_batch_high, zone_wmarks
-from spec.constants import (
-    ALLOC_CMA,
-    ALLOC_HIGHATOMIC,
-    ALLOC_KSWAPD,
-    ALLOC_MIN_RESERVE,
-    ALLOC_NO_WATERMARKS,
-    ALLOC_NOFRAGMENT,
-    ALLOC_NON_BLOCK,
-    ALLOC_OOM,
-    ALLOC_RESERVES,
-    ALLOC_WMARK_LOW,
-    ALLOC_WMARK_MASK,
-    FALLBACKS,
-    MIGRATE_CMA,
-    MIGRATE_HIGHATOMIC,
-    MIGRATE_ISOLATE,
-    MIGRATE_MOVABLE,
-    MIGRATE_PCPTYPES,
-    MIGRATE_RECLAIMABLE,
-    MIGRATE_TYPES,
-    MIGRATE_UNMOVABLE,
-    PAGE_ALLOC_COSTLY_ORDER,
-    PCP_BATCH_SCALE_MAX,
-    WMARK_HIGH,
-    WMARK_LOW,
-    WMARK_MIN,
-    alloc_flags_nofragment,
-    gfp_migratetype,
-    gfp_to_alloc_flags,
-)
-from spec.zone import (
-    PCPF_FREE_HIGH_BATCH,
-    PCPF_PREV_FREE_HIGH_ORDER,
-    ZONE_BELOW_HIGH,
-    ZONE_BOOSTED_WATERMARK,
-    ZONE_RECLAIM_ACTIVE,
-    Allocation,
-    PerCpuPages,
-    SpecError,
-    ZoneConfig,
-)
+import spec.constants as _c
+import spec.zone as _z
+from spec.constants import FALLBACKS, alloc_flags_nofragment, gfp_migratetype, gfp_to_alloc_flags
+from spec.zone import Allocation, PerCpuPages, SpecError, ZoneConfig
 from spec.zone import Zone as SpecZone
 
+if TYPE_CHECKING:
+    from librt.vecs import vec
+    from mypy_extensions import i32, u8
+
+# The spec's vocabulary as Final names: compiled, they are native constants, not a module
+# dictionary look-up at every use.
+ALLOC_CMA: Final[int] = _c.ALLOC_CMA
+ALLOC_HIGHATOMIC: Final[int] = _c.ALLOC_HIGHATOMIC
+ALLOC_KSWAPD: Final[int] = _c.ALLOC_KSWAPD
+ALLOC_MIN_RESERVE: Final[int] = _c.ALLOC_MIN_RESERVE
+ALLOC_NO_WATERMARKS: Final[int] = _c.ALLOC_NO_WATERMARKS
+ALLOC_NOFRAGMENT: Final[int] = _c.ALLOC_NOFRAGMENT
+ALLOC_NON_BLOCK: Final[int] = _c.ALLOC_NON_BLOCK
+ALLOC_OOM: Final[int] = _c.ALLOC_OOM
+ALLOC_RESERVES: Final[int] = _c.ALLOC_RESERVES
+ALLOC_WMARK_LOW: Final[int] = _c.ALLOC_WMARK_LOW
+ALLOC_WMARK_MASK: Final[int] = _c.ALLOC_WMARK_MASK
+MIGRATE_CMA: Final[int] = _c.MIGRATE_CMA
+MIGRATE_HIGHATOMIC: Final[int] = _c.MIGRATE_HIGHATOMIC
+MIGRATE_ISOLATE: Final[int] = _c.MIGRATE_ISOLATE
+MIGRATE_MOVABLE: Final[int] = _c.MIGRATE_MOVABLE
+MIGRATE_PCPTYPES: Final[int] = _c.MIGRATE_PCPTYPES
+MIGRATE_RECLAIMABLE: Final[int] = _c.MIGRATE_RECLAIMABLE
+MIGRATE_TYPES: Final[int] = _c.MIGRATE_TYPES
+MIGRATE_UNMOVABLE: Final[int] = _c.MIGRATE_UNMOVABLE
+PAGE_ALLOC_COSTLY_ORDER: Final[int] = _c.PAGE_ALLOC_COSTLY_ORDER
+PCP_BATCH_SCALE_MAX: Final[int] = _c.PCP_BATCH_SCALE_MAX
+WMARK_HIGH: Final[int] = _c.WMARK_HIGH
+WMARK_LOW: Final[int] = _c.WMARK_LOW
+WMARK_MIN: Final[int] = _c.WMARK_MIN
+PCPF_FREE_HIGH_BATCH: Final[int] = _z.PCPF_FREE_HIGH_BATCH
+PCPF_PREV_FREE_HIGH_ORDER: Final[int] = _z.PCPF_PREV_FREE_HIGH_ORDER
+ZONE_BELOW_HIGH: Final = _z.ZONE_BELOW_HIGH
+ZONE_BOOSTED_WATERMARK: Final = _z.ZONE_BOOSTED_WATERMARK
+ZONE_RECLAIM_ACTIVE: Final = _z.ZONE_RECLAIM_ACTIVE
+
 #: Page states (the state byte of a page).
-NOT_HEAD = 0
-PAGE_BUDDY = 1
-PAGE_PCP = 2
-PAGE_ALLOCATED = 3
+NOT_HEAD: Final = 0
+PAGE_BUDDY: Final = 1
+PAGE_PCP: Final = 2
+PAGE_ALLOCATED: Final = 3
 
-FPI_NONE = 0
-FPI_SKIP_REPORT_NOTIFY = 1 << 0
-FPI_TO_TAIL = 1 << 1
+FPI_NONE: Final = 0
+FPI_SKIP_REPORT_NOTIFY: Final = 1 << 0
+FPI_TO_TAIL: Final = 1 << 1
 
-RMQUEUE_NORMAL = 0
-RMQUEUE_CMA = 1
-RMQUEUE_CLAIM = 2
-RMQUEUE_STEAL = 3
+RMQUEUE_NORMAL: Final = 0
+RMQUEUE_CMA: Final = 1
+RMQUEUE_CLAIM: Final = 2
+RMQUEUE_STEAL: Final = 3
 
-_ISO = MIGRATE_ISOLATE
-_HA = MIGRATE_HIGHATOMIC
-_NR_MT = MIGRATE_TYPES
-_SCALE = PCP_BATCH_SCALE_MAX
-_SIZING_KNOBS = ("min_free_kbytes", "watermark_scale_factor",
-                    "percpu_pagelist_high_fraction")
+_ISO: Final[int] = MIGRATE_ISOLATE
+_HA: Final[int] = MIGRATE_HIGHATOMIC
+_NR_MT: Final[int] = MIGRATE_TYPES
+_SCALE: Final[int] = PCP_BATCH_SCALE_MAX
+_SIZING_KNOBS: Final = ("min_free_kbytes", "watermark_scale_factor",
+                        "percpu_pagelist_high_fraction")
 
 
 class _Pcp:
@@ -98,9 +100,19 @@ class _Pcp:
     __slots__ = ("alloc_factor", "batch", "count", "flags", "free_count", "high", "high_max",
                  "high_min", "lists")
 
+    alloc_factor: int
+    batch: int
+    count: int
+    flags: int
+    free_count: int
+    high: int
+    high_max: int
+    high_min: int
+    lists: list[deque[int]]
+
     def __init__(self, nr_lists: int, high_min: int, high_max: int, batch: int,
                  flags: int) -> None:
-        self.lists: list[deque[int]] = [deque() for _ in range(nr_lists)]
+        self.lists = [deque() for _ in range(nr_lists)]
         self.count = 0
         self.high = 0
         self.high_min = high_min
@@ -111,13 +123,69 @@ class _Pcp:
         self.flags = flags
 
 
+@mypyc_attr(allow_interpreted_subclasses=True)
 class Zone:
-    """A mutable zone with the spec's operations as methods; ``abstract()`` gives its value."""
+    """A mutable zone with the spec's operations as methods; ``abstract()`` gives its value.
+
+    Compiled with mypyc (when installed so), the class stays open to subclasses written in
+    plain Python, whose overrides the compiled code calls.
+    """
+
+    # Per-page arrays (see reference._arrays): links, then state, order and migratetype bytes.
+    _next: vec[i32]
+    _prev: vec[i32]
+    _state: vec[u8]
+    _order: vec[u8]
+    _mt: vec[u8]
+    # Per-pageblock: the type, the isolate bit, and get_pfnblock_migratetype (ISOLATE when
+    # the bit is set, else the type).
+    _pb_mt: vec[u8]
+    _pb_iso: vec[u8]
+    _pb_eff: vec[u8]
+    _nr_free: list[int]
+    _pcp: list[_Pcp]
+    _pcp_allowed: list[bool]
+    _pindex: list[int]
+    _pindex_order: list[int]
+    _wmark: list[int]
+    _fast_flags: dict[int, tuple[int, int, bool, bool]]
+    _slow_flags: dict[tuple[int, int], int]
+    _cfg: ZoneConfig
+    _base: int
+    _n: int
+    _pbo: int
+    _pbnr: int
+    _maxo: int
+    _norders: int
+    _nr_pageblocks: int
+    _nr_cpus: int
+    _npcp: int
+    _managed: int
+    _lowmem_reserve: int
+    _mobility_disabled: bool
+    _highatomic_max: int
+    _defrag_mode: int
+    _boost_factor: int
+    _memo_gfp: int
+    _memo_mt: int
+    _memo_flags: int
+    _memo_highatomic_unusable: bool
+    _memo_cma_unusable: bool
+    _boost: int
+    _high_mark: int
+    _below_high: bool
+    _boosted: bool
+    _reclaim_active: bool
+    nr_free_pages: int
+    nr_free_pages_blocks: int
+    nr_free_cma_pages: int
+    nr_free_highatomic: int
+    nr_reserved_highatomic: int
 
     def __init__(self, config: ZoneConfig) -> None:
         cfg = config
         self._cfg = cfg
-        n = cfg.spanned_pages
+        n: int = cfg.spanned_pages
         self._base = cfg.zone_start_pfn
         self._n = n
         self._pbo = cfg.pageblock_order
@@ -129,9 +197,9 @@ class Zone:
         self._npcp = cfg.nr_pcp_lists
         self._managed = cfg.managed_pages
         self._lowmem_reserve = cfg.lowmem_reserve
-        self._mobility_disabled = cfg.page_group_by_mobility_disabled
+        self._mobility_disabled = bool(cfg.page_group_by_mobility_disabled)
         self._highatomic_max = highatomic_max(cfg)
-        self._pcp_allowed = [cfg.pcp_allowed_order(o) for o in range(self._norders)]
+        self._pcp_allowed = [bool(cfg.pcp_allowed_order(o)) for o in range(self._norders)]
         #: order_to_pindex(mt, order) at [order * 8 + mt] (gfp_migratetype is below 8).
         self._pindex = [cfg.order_to_pindex(mt, o) for o in range(self._norders)
                         for mt in range(8)]
@@ -139,23 +207,23 @@ class Zone:
         self._apply_knobs(cfg)
 
         size = n + self._norders * _NR_MT
-        code = "i" if size < (1 << 31) else "q"
-        self._next = array(code, [0]) * size
-        self._prev = array(code, [0]) * size
+        self._next = i32_array(size)
+        self._prev = i32_array(size)
         nxt, prv = self._next, self._prev
         for s in range(n, size):
-            nxt[s] = prv[s] = s
-        self._state = bytearray(n)
-        self._order = bytearray(n)
-        self._mt = bytearray(n)
+            nxt[s] = s
+            prv[s] = s
+        self._state = u8_array(n)
+        self._order = u8_array(n)
+        self._mt = u8_array(n)
 
-        types = cfg.pageblock_types or (MIGRATE_MOVABLE,) * cfg.nr_pageblocks
+        types: tuple[int, ...] = (cfg.pageblock_types
+                                  or (MIGRATE_MOVABLE,) * cfg.nr_pageblocks)
         if self._mobility_disabled:
-            types = tuple(0 if mt < MIGRATE_PCPTYPES else mt for mt in types)
-        self._pb_mt = bytearray(types)
-        self._pb_iso = bytearray(cfg.nr_pageblocks)
-        #: get_pfnblock_migratetype per pageblock: ISOLATE when the bit is set, else the type.
-        self._pb_eff = bytearray(types)
+            types = tuple([0 if mt < MIGRATE_PCPTYPES else mt for mt in types])
+        self._pb_mt = u8_array(types)
+        self._pb_iso = u8_array(cfg.nr_pageblocks)
+        self._pb_eff = u8_array(types)
 
         self._nr_free = [0] * self._norders
         self.nr_free_pages = 0
@@ -181,8 +249,24 @@ class Zone:
         self._boost_factor = cfg.watermark_boost_factor
         #: gfp -> (migratetype, fast-path alloc_flags, whether free highatomic pages and
         #: free CMA pages are unusable to it); (gfp, order) -> slow-path alloc_flags.
-        self._fast_flags: dict[int, tuple[int, int, bool, bool]] = {}
-        self._slow_flags: dict[tuple[int, int], int] = {}
+        self._fast_flags = {}
+        self._slow_flags = {}
+        #: The last gfp of the order-0 fast path and its _fast_flags entry, unpacked.
+        self._memo_gfp = -1
+        self._memo_mt = 0
+        self._memo_flags = 0
+        self._memo_highatomic_unusable = False
+        self._memo_cma_unusable = False
+
+    def _memoize(self, gfp: int) -> bool:
+        """Make ``gfp``'s _fast_flags entry the memo, if it has one."""
+        cached = self._fast_flags.get(gfp)
+        if cached is None:
+            return False
+        self._memo_gfp = gfp
+        (self._memo_mt, self._memo_flags, self._memo_highatomic_unusable,
+         self._memo_cma_unusable) = cached
+        return True
 
     def _update_high_mark(self) -> None:
         """The order-0 fast test's bound: the boosted high watermark plus lowmem_reserve."""
@@ -203,8 +287,13 @@ class Zone:
                 order -= 1
             first = off >> pbo
             last = (off + (1 << order) - 1) >> pbo
-            mt = eff[first]
-            if eff.count(mt, first, last + 1) == last + 1 - first:
+            mt: int = eff[first]
+            same = True
+            for pb in range(first + 1, last + 1):
+                if eff[pb] != mt:
+                    same = False
+                    break
+            if same:
                 self._account_freepages(1 << order, mt)
                 self._add_to_free_list(off, order, mt, True)
             else:
@@ -226,14 +315,14 @@ class Zone:
         if not 0 <= cpu < self._nr_cpus:
             raise SpecError(f"cpu {cpu} outside 0..{self._nr_cpus - 1}")
         if order == 0 and not self._below_high:
-            cached = self._fast_flags.get(gfp)
-            if cached is not None:
-                mt, alloc_flags, highatomic_unusable, cma_unusable = cached
+            if gfp == self._memo_gfp or self._memoize(gfp):
+                mt = self._memo_mt
+                alloc_flags = self._memo_flags
                 free_pages = self.nr_free_pages
                 reserved = 0
-                if highatomic_unusable:
+                if self._memo_highatomic_unusable:
                     reserved = self.nr_free_highatomic
-                if cma_unusable:
+                if self._memo_cma_unusable:
                     reserved += self.nr_free_cma_pages
                 if reserved > free_pages:  # noqa: PLR1730 (min() is a call: hot path)
                     reserved = free_pages
@@ -299,7 +388,7 @@ class Zone:
             state[off] = NOT_HEAD
             self._split_large_buddy(off, order, FPI_NONE)
             return
-        mt = self._pb_eff[off >> self._pbo]
+        mt: int = self._pb_eff[off >> self._pbo]
         if mt >= MIGRATE_PCPTYPES:
             if mt == _ISO:
                 state[off] = NOT_HEAD
@@ -402,7 +491,7 @@ class Zone:
             return False
         pbo = self._pbo
         off = pageblock << pbo
-        mt = self._pb_mt[pageblock]
+        mt: int = self._pb_mt[pageblock]
         state, order = self._state, self._order
         if state[off] == PAGE_BUDDY and order[off] == pbo < self._maxo:
             buddy = off ^ (1 << pbo)
@@ -426,10 +515,10 @@ class Zone:
         nxt, n = self._next, self._n
         for order in range(self._norders):
             head = n + order * _NR_MT + _HA
-            off = nxt[head]
+            off: int = nxt[head]
             if off == head:
                 continue
-            mt = self._pb_eff[off >> self._pbo]
+            mt: int = self._pb_eff[off >> self._pbo]
             if mt == _HA:
                 size = min(max(pbnr, 1 << order), self.nr_reserved_highatomic)
                 self.nr_reserved_highatomic -= size
@@ -448,7 +537,7 @@ class Zone:
     def _walk(self, head: int) -> tuple[int, ...]:
         nxt, base = self._next, self._base
         out = []
-        x = nxt[head]
+        x: int = nxt[head]
         while x != head:
             out.append(x + base)
             x = nxt[x]
@@ -465,10 +554,10 @@ class Zone:
                     for p in self._pcp)
         state, order, mtarr = self._state, self._order, self._mt
         allocated = []
-        find = state.find
+        find = bytes(state).find
         i = find(PAGE_ALLOCATED)
         while i >= 0:
-            allocated.append(Allocation(i + base, order[i], mtarr[i]))
+            allocated.append(Allocation(i + base, int(order[i]), int(mtarr[i])))
             i = find(PAGE_ALLOCATED, i + 1)
         flags = set()
         if self._below_high:
@@ -479,8 +568,8 @@ class Zone:
             flags.add(ZONE_RECLAIM_ACTIVE)
         return SpecZone(
             config=self._cfg,
-            pageblock_migratetype=tuple(self._pb_mt),
-            pageblock_isolate=tuple(bool(b) for b in self._pb_iso),
+            pageblock_migratetype=tuple([int(mt) for mt in self._pb_mt]),
+            pageblock_isolate=tuple([b != 0 for b in self._pb_iso]),
             free_area=free_area,
             nr_free=tuple(self._nr_free),
             nr_free_pages=self.nr_free_pages,
@@ -506,7 +595,7 @@ class Zone:
         self._pb_eff[pb] = mt
 
     def _set_pageblock_isolate(self, pb: int, isolate: bool) -> None:
-        self._pb_iso[pb] = isolate
+        self._pb_iso[pb] = 1 if isolate else 0
         self._pb_eff[pb] = _ISO if isolate else self._pb_mt[pb]
 
     def _change_pageblock_range(self, off: int, start_order: int, mt: int) -> None:
@@ -531,13 +620,13 @@ class Zone:
         nxt, prv = self._next, self._prev
         head = self._n + order * _NR_MT + mt
         if tail:
-            last = prv[head]
+            last: int = prv[head]
             prv[off] = last
             nxt[off] = head
             nxt[last] = off
             prv[head] = off
         else:
-            first = nxt[head]
+            first: int = nxt[head]
             nxt[off] = first
             prv[off] = head
             prv[first] = off
@@ -554,11 +643,12 @@ class Zone:
             raise SpecError(f"move_to_free_list: block of pfn {off + self._base} is not of "
                             f"type {old_mt}")
         nxt, prv = self._next, self._prev
-        a, b = prv[off], nxt[off]
+        a: int = prv[off]
+        b: int = nxt[off]
         nxt[a] = b
         prv[b] = a
         head = self._n + order * _NR_MT + new_mt
-        last = prv[head]
+        last: int = prv[head]
         prv[off] = last
         nxt[off] = head
         nxt[last] = off
@@ -574,7 +664,8 @@ class Zone:
         if self._pb_eff[off >> self._pbo] != mt:
             raise SpecError(f"del: block of pfn {off + self._base} is not of type {mt}")
         nxt, prv = self._next, self._prev
-        a, b = prv[off], nxt[off]
+        a: int = prv[off]
+        b: int = nxt[off]
         nxt[a] = b
         prv[b] = a
         self._state[off] = NOT_HEAD
@@ -612,7 +703,7 @@ class Zone:
             if buddy >= n or state[buddy] != PAGE_BUDDY or orders[buddy] != order:
                 break
             if order >= pbo:
-                buddy_mt = eff[buddy >> pbo]
+                buddy_mt: int = eff[buddy >> pbo]
                 if buddy_mt != mt and (mt >= MIGRATE_PCPTYPES
                                        or buddy_mt >= MIGRATE_PCPTYPES):
                     break
@@ -623,7 +714,8 @@ class Zone:
                 if eff[buddy >> pbo] != mt:
                     raise SpecError(f"del: block of pfn {buddy + self._base} is not of "
                                     f"type {mt}")
-            nxt_b, prv_b = nxt[buddy], prv[buddy]
+            nxt_b: int = nxt[buddy]
+            prv_b: int = prv[buddy]
             nxt[prv_b] = nxt_b
             prv[nxt_b] = prv_b
             state[buddy] = NOT_HEAD
@@ -646,7 +738,7 @@ class Zone:
         order = min(order, self._pbo)
         eff, pbo = self._pb_eff, self._pbo
         while True:
-            self._free_one_page(off, order, eff[off >> pbo], fpi_flags)
+            self._free_one_page(off, order, int(eff[off >> pbo]), fpi_flags)
             off += 1 << order
             if off == end:
                 break
@@ -673,7 +765,7 @@ class Zone:
         nxt = self._next
         head = self._n + order * _NR_MT + mt
         for current_order in range(order, self._norders):
-            off = nxt[head]
+            off: int = nxt[head]
             if off != head:
                 self._page_del_and_expand(off, order, current_order, mt)
                 return off
@@ -694,8 +786,9 @@ class Zone:
         free_pages = movable_pages = 0
         p = start
         while p < end:
-            s = state[p]
-            size = 1 << orders[p]
+            s: int = state[p]
+            o: int = orders[p]
+            size = 1 << o
             if s == PAGE_BUDDY:
                 free_pages += size
             elif s == PAGE_ALLOCATED and mtarr[p] == MIGRATE_MOVABLE:
@@ -710,9 +803,10 @@ class Zone:
         moved = 0
         p = start
         while p < end:
-            size = 1 << orders[p]
+            o: int = orders[p]
+            size = 1 << o
             if state[p] == PAGE_BUDDY:
-                self._move_to_free_list(p, orders[p], old_mt, new_mt)
+                self._move_to_free_list(p, o, old_mt, new_mt)
                 moved += size
             p += size
         self._set_pageblock_migratetype(start, new_mt)
@@ -727,7 +821,8 @@ class Zone:
             if order > self._maxo:
                 return start
             p &= -1 << order
-        if p + (1 << self._order[p]) > start:
+        o: int = self._order[p]
+        if p + (1 << o) > start:
             return p
         return start
 
@@ -742,20 +837,22 @@ class Zone:
                                      and self._order[start] > pbo):
                 big = -1
             if big >= 0:
-                order, mt = self._order[big], self._mt[big]
+                order: int = self._order[big]
+                mt: int = self._mt[big]
                 self._del_page_from_free_list(big, order, mt)
                 self._set_pageblock_isolate(pb, isolate)
                 self._split_large_buddy(big, order, FPI_NONE)
                 return
-        old_mt = self._pb_eff[pb]
-        new_mt = _ISO if isolate else self._pb_mt[pb]
+        old_mt: int = self._pb_eff[pb]
+        new_mt: int = _ISO if isolate else self._pb_mt[pb]
         state, orders = self._state, self._order
         p = start
         end = start + self._pbnr
         while p < end:
+            o: int = orders[p]
             if state[p] == PAGE_BUDDY:
-                self._move_to_free_list(p, orders[p], old_mt, new_mt)
-            p += 1 << orders[p]
+                self._move_to_free_list(p, o, old_mt, new_mt)
+            p += 1 << o
         self._set_pageblock_isolate(pb, isolate)
 
     # --- fallbacks (ALLOC-OP-010 .. ALLOC-OP-015) ---------------------------------------------
@@ -826,7 +923,7 @@ class Zone:
                 continue
             if fallback_mt == -2:
                 break
-            off = nxt[self._n + current_order * _NR_MT + fallback_mt]
+            off: int = nxt[self._n + current_order * _NR_MT + fallback_mt]
             page = self._try_to_claim_block(off, current_order, order, start_mt, fallback_mt,
                                             alloc_flags)
             if page is not None:
@@ -838,7 +935,7 @@ class Zone:
             fallback_mt = self._find_suitable_fallback(current_order, start_mt, False)
             if fallback_mt == -1:
                 continue
-            off = self._next[self._n + current_order * _NR_MT + fallback_mt]
+            off: int = self._next[self._n + current_order * _NR_MT + fallback_mt]
             self._page_del_and_expand(off, order, current_order, fallback_mt)
             return off
         return None
@@ -877,7 +974,7 @@ class Zone:
             return
         if self.nr_reserved_highatomic >= self._highatomic_max:
             return
-        mt = self._pb_eff[off >> self._pbo]
+        mt: int = self._pb_eff[off >> self._pbo]
         if mt >= MIGRATE_PCPTYPES:
             return
         if order < self._pbo:
@@ -979,7 +1076,7 @@ class Zone:
             while taken < count:
                 head = exact
                 current_order = order
-                off = nxt[head]
+                off: int = nxt[head]
                 while off == head and current_order < maxo:
                     current_order += 1
                     head += _NR_MT
@@ -989,7 +1086,7 @@ class Zone:
                 if eff[off >> pbo] != mt:
                     raise SpecError(f"del: block of pfn {off + self._base} is not of "
                                     f"type {mt}")
-                after = nxt[off]
+                after: int = nxt[off]
                 nxt[head] = after
                 prv[after] = head
                 nr_free[current_order] -= 1
@@ -1006,7 +1103,7 @@ class Zone:
                             raise SpecError(f"page type is {eff[x >> pbo]}, passed "
                                             f"migratetype is {mt} (pfn={x + self._base})")
                         blocks += size
-                    first = nxt[head]
+                    first: int = nxt[head]
                     nxt[x] = first
                     prv[x] = head
                     prv[first] = x
@@ -1064,7 +1161,7 @@ class Zone:
                 state[off] = NOT_HEAD
                 count -= nr_pages
                 pcp_count -= nr_pages
-                mt = eff[off >> pbo]
+                mt: int = eff[off >> pbo]
                 if mt < MIGRATE_PCPTYPES:
                     nr_freed += nr_pages
                 elif mt != _ISO:
@@ -1077,7 +1174,8 @@ class Zone:
                     buddy = off ^ (1 << o)
                     if state[buddy] != PAGE_BUDDY or orders[buddy] != o:
                         break
-                    nxt_b, prv_b = nxt[buddy], prv[buddy]
+                    nxt_b: int = nxt[buddy]
+                    prv_b: int = prv[buddy]
                     nxt[prv_b] = nxt_b
                     prv[nxt_b] = prv_b
                     state[buddy] = NOT_HEAD
@@ -1093,13 +1191,13 @@ class Zone:
                 free_head = n + o * _NR_MT + mt
                 if (o < tail_below and higher < n and state[higher] == PAGE_BUDDY
                         and orders[higher] == o + 1):
-                    tail_node = prv[free_head]
+                    tail_node: int = prv[free_head]
                     prv[off] = tail_node
                     nxt[off] = free_head
                     nxt[tail_node] = off
                     prv[free_head] = off
                 else:
-                    first = nxt[free_head]
+                    first: int = nxt[free_head]
                     nxt[off] = first
                     prv[off] = free_head
                     prv[first] = off

@@ -340,3 +340,17 @@ def format_alloc_flags(flags: int) -> str:
         if value & ~ALLOC_WMARK_MASK and name != "ALLOC_RESERVES" and flags & value == value:
             names.append(name)
     return "|".join(names)
+
+
+class Gfp(int):
+    """A GFP mask that prints as the tracepoint names it: ``Gfp('GFP_KERNEL|__GFP_ZERO')``.
+
+    It is an int everywhere; its ``repr`` is valid Python, so failing fuzz programs and spec
+    states print readably and can be pasted back.
+    """
+
+    def __new__(cls, value: int | str) -> Gfp:
+        return super().__new__(cls, parse_gfp(value) if isinstance(value, str) else value)
+
+    def __repr__(self) -> str:
+        return f"Gfp({format_gfp(self)!r})"
