@@ -45,10 +45,10 @@ class _Bar:
         self.progress = Progress(transient=True, console=Console(stderr=True))
         self.total, self.label = total, label
 
-    def __enter__(self) -> Callable[[], None]:
+    def __enter__(self) -> Callable[..., None]:
         self.progress.__enter__()
         task = self.progress.add_task(self.label, total=self.total)
-        return lambda: self.progress.advance(task)
+        return lambda n=1: self.progress.advance(task, n)
 
     def __exit__(self, *exc: Any) -> None:
         self.progress.__exit__(*exc)
@@ -130,11 +130,15 @@ def cmd_fuzz(args: argparse.Namespace) -> int:
         raise UsageError("mmspec fuzz: --seconds must be positive")
     if args.examples is not None and args.examples <= 0:
         raise UsageError("mmspec fuzz: --examples must be positive")
+    if args.shrink_seconds <= 0:
+        raise UsageError("mmspec fuzz: --shrink-seconds must be positive")
     try:
         resolve_impl(args.impl)
     except ValueError as e:
         raise UsageError(f"mmspec fuzz: {e}") from None
-    result = run_fuzz(args.impl, seconds=args.seconds, examples=args.examples, seed=args.seed)
+    with _progress(args.examples, "examples") as tick:
+        result = run_fuzz(args.impl, seconds=args.seconds, examples=args.examples,
+                          seed=args.seed, shrink_seconds=args.shrink_seconds, tick=tick)
 
     def text() -> None:
         if result.failure is None:
@@ -265,6 +269,8 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--seconds", type=float)
     g.add_argument("--examples", type=int)
     f.add_argument("--seed", type=int, default=0)
+    f.add_argument("--shrink-seconds", type=float, default=30.0,
+                   help="time allowed for shrinking a failure once found")
     f.add_argument("--impl", default="reference",
                    help="reference (default), spec, mutant:NAME, or package.module:Class")
     f.add_argument("--json", action="store_true")

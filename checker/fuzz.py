@@ -247,7 +247,8 @@ def _first_failure(e: BaseException) -> BaseException:
 
 def run_fuzz(impl: str, seconds: float | None = None, examples: int | None = None,
              seed: int = 0, steps: int = 30, batch: int = 25,
-             shrink_seconds: float = 30.0) -> FuzzResult:
+             shrink_seconds: float = 30.0,
+             tick: Callable[[int], None] | None = None) -> FuzzResult:
     """Run the lockstep machine until ``seconds`` pass or ``examples`` have run.
 
     Each batch runs with seed ``seed + i`` so a time-bounded run keeps discovering; the first
@@ -263,13 +264,14 @@ def run_fuzz(impl: str, seconds: float | None = None, examples: int | None = Non
     saved_limit = engine.MAX_SHRINKING_SECONDS
     engine.MAX_SHRINKING_SECONDS = int(max(1, shrink_seconds))
     try:
-        return _run_batches(impl, machine, seconds, examples, seed, steps, batch)
+        return _run_batches(impl, machine, seconds, examples, seed, steps, batch, tick)
     finally:
         engine.MAX_SHRINKING_SECONDS = saved_limit
 
 
 def _run_batches(impl: str, machine: type[AllocLockstep], seconds: float | None,
-                 examples: int | None, seed: int, steps: int, batch: int) -> FuzzResult:
+                 examples: int | None, seed: int, steps: int, batch: int,
+                 tick: Callable[[int], None] | None) -> FuzzResult:
     start = time.monotonic()
     done = 0
     i = 0
@@ -302,4 +304,6 @@ def _run_batches(impl: str, machine: type[AllocLockstep], seconds: float | None,
                               program=program,
                               detected_after=None if found is None else found - start)
         done += n
+        if tick:
+            tick(n)
     return FuzzResult(impl, done, time.monotonic() - start)

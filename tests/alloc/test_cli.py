@@ -72,3 +72,13 @@ def test_fuzz_spec_against_itself_is_clean() -> None:
     assert r.returncode == 0, r.stdout + r.stderr
     out = json.loads(r.stdout)
     assert out["ok"] and out["examples"] == 10
+
+
+def test_verify_json_reports_every_check() -> None:
+    r = run("verify", "--json", "--fuzz-seconds", "3", "--steps", "200")
+    assert r.returncode == 0, r.stdout[-2000:] + r.stderr[-2000:]
+    report = json.loads(r.stdout)
+    names = [c["name"] for c in report["checks"]]
+    assert report["ok"] and len(names) == 3
+    assert names[0].startswith("invariants") and names[1].startswith("lockstep fuzz")
+    assert all(c["violations"] == [] for c in report["checks"])
