@@ -1,0 +1,1 @@
+"""Performance harnesses: they print figures side by side; nothing here is a timed test."""
