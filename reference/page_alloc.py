@@ -18,6 +18,13 @@ arrays to locals and inline the list operations; the rare paths (claiming, isola
 highatomic reserve) are written as the spec is, function for function. The spec's
 consistency checks (a free block goes on its pageblock's list) are kept wherever they can
 fail; where the hot paths leave one out, a comment says why it cannot.
+
+The module is plain typed Python written so that mypyc can compile it (``pip install``
+does when it can; see setup.py and ``reference.COMPILED``): the per-page arrays are
+``librt.vecs`` vectors (``vec[i32]`` links, ``vec[u8]`` bytes; :mod:`reference._arrays`), which
+compiled code reads and writes natively; the spec's constants are ``Final`` names; every
+value read from a vector is taken as ``int`` before any arithmetic. ``Zone`` stays open to
+subclasses in plain Python (the checker's mutants), whose overrides compiled code calls.
 """
 
 from __future__ import annotations
@@ -27,10 +34,10 @@ from typing import TYPE_CHECKING, Final
 
 from mypy_extensions import mypyc_attr
 
-from reference._arrays import i32_array, u8_array
-from reference.watermark import highatomic_max, pcp_batch_high, zone_wmarks
 import spec.constants as _c
 import spec.zone as _z
+from reference._arrays import i32_array, u8_array
+from reference.watermark import highatomic_max, pcp_batch_high, zone_wmarks
 from spec.constants import FALLBACKS, alloc_flags_nofragment, gfp_migratetype, gfp_to_alloc_flags
 from spec.zone import Allocation, PerCpuPages, SpecError, ZoneConfig
 from spec.zone import Zone as SpecZone

@@ -359,3 +359,53 @@ def test_reference_imports_spec_only_for_vocabulary() -> None:
             for module in modules:
                 if module == "spec" or module.startswith("spec."):
                     assert module in allowed, f"{path.name} imports {module}"
+
+
+# --- the compiled build (mypyc) and the pure-Python build behave alike -------------------------
+
+def test_compiled_flag_names_the_module_in_use() -> None:
+    import reference
+    import reference.page_alloc
+
+    assert isinstance(reference.COMPILED, bool)
+    assert reference.COMPILED == (not reference.page_alloc.__file__.endswith(".py"))
+
+
+def test_interpreted_subclass_overrides_are_called_from_the_reference() -> None:
+    """The checker's mutants subclass the (possibly compiled) Zone in plain Python: the
+    reference's own calls must reach their overrides, and their writes to its arrays."""
+    from collections import deque
+
+    calls: list[tuple[int, int]] = []
+
+    class Counting(ReferenceZone):
+        def _rmqueue_bulk(self, order: int, count: int, lst: deque[int], mt: int,
+                          alloc_flags: int) -> int:
+            calls.append((order, count))
+            return super()._rmqueue_bulk(order, count, lst, mt, alloc_flags)
+
+    cfg = CONFIGS["tiny"]
+    z = spec.init_zone(cfg)
+    ref = Counting(cfg)
+    for step in range(6):
+        z, _ = step_both(z, ref, ("alloc_pages", C.GFP_KERNEL, 0, 0), f"alloc {step}")
+    assert calls, "the override of _rmqueue_bulk was never called"
+    assert_same(ref, z, "after allocations through the subclass")
+
+    class Refusing(ReferenceZone):
+        def _rmqueue_bulk(self, order: int, count: int, lst: deque[int], mt: int,
+                          alloc_flags: int) -> int:
+            return 0
+
+    # Nothing reaches the per-CPU list, so the page comes from the buddy (__rmqueue).
+    refusing = Refusing(cfg)
+    assert refusing.alloc_pages(C.GFP_KERNEL, 0) is not None
+    assert refusing.abstract().pcp[0].count == 0
+
+    # A subclass's writes to the per-page arrays are what the reference reads.
+    ref2 = ReferenceZone(cfg)
+    pfn = ref2.alloc_pages(C.GFP_KERNEL, 0)
+    assert pfn is not None
+    ref2._state[pfn - cfg.zone_start_pfn] = 0
+    with pytest.raises(SpecError):
+        ref2.free_pages(pfn, 0)
