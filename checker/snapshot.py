@@ -36,9 +36,9 @@ from __future__ import annotations
 
 import itertools
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import attrs
 
@@ -195,28 +195,21 @@ class SnapshotSet:
         return None
 
     def zoneinfo_zone(self, node: int, zone: str) -> ZoneInfoZone | None:
-        if self.zoneinfo is None:
-            return None
-        for z in self.zoneinfo.zones:
-            if z.node == node and z.zone == zone:
-                return z
-        return None
+        return _find(self.zoneinfo.zones if self.zoneinfo else (), node, zone)
 
     def buddy_zone(self, node: int, zone: str) -> BuddyZone | None:
-        if self.buddyinfo is None:
-            return None
-        for z in self.buddyinfo.zones:
-            if z.node == node and z.zone == zone:
-                return z
-        return None
+        return _find(self.buddyinfo.zones if self.buddyinfo else (), node, zone)
 
     def pagetype_zone(self, node: int, zone: str) -> PageTypeZone | None:
-        if self.pagetypeinfo is None:
-            return None
-        for z in self.pagetypeinfo.zones():
-            if z.node == node and z.zone == zone:
-                return z
-        return None
+        return _find(self.pagetypeinfo.zones() if self.pagetypeinfo else (), node, zone)
+
+
+_Z = TypeVar("_Z", ZoneInfoZone, BuddyZone, PageTypeZone)
+
+
+def _find(zones: Iterable[_Z], node: int, zone: str) -> _Z | None:
+    """The entry of one (node, zone) in a parsed file, if the file has it."""
+    return next((z for z in zones if z.node == node and z.zone == zone), None)
 
 
 @attrs.define

@@ -17,6 +17,7 @@ from spec.constants import (
     MIGRATE_ISOLATE,
     MIGRATE_PCPTYPES,
     MIGRATE_TYPES,
+    PCP_BATCH_SCALE_MAX,
     WMARK_HIGH,
     WMARK_LOW,
     WMARK_MIN,
@@ -24,7 +25,7 @@ from spec.constants import (
 )
 from spec.rules import rule
 from spec.watermark import highatomic_max
-from spec.zone import Zone
+from spec.zone import PCPF_FREE_HIGH_BATCH, PCPF_PREV_FREE_HIGH_ORDER, Zone
 
 Invariant = Callable[[Zone], list[str]]
 INVARIANTS: list[Invariant] = []
@@ -189,20 +190,28 @@ def pcp_consistent(z: Zone) -> list[str]:
     return out
 
 
-@invariant("ALLOC-INV-008", "Per-CPU lists hold only per-CPU types, at their own index",
-           "mm/page_alloc.c:free_frozen_page_commit,rmqueue_bulk @ v6.18")
-def pcp_pages_not_free(z: Zone) -> list[str]:
+@invariant("ALLOC-INV-008", "Per-CPU tuning state stays in range",
+           "mm/page_alloc.c:nr_pcp_alloc,free_frozen_page_commit @ v6.18")
+def pcp_tuning_in_range(z: Zone) -> list[str]:
     """
-    No block on a per-CPU list is also on a buddy list or allocated (ALLOC-INV-002 covers the
-    pages); every list index names a migratetype below MIGRATE_PCPTYPES.
+    ``alloc_factor`` only grows while below CONFIG_PCP_BATCH_SCALE_MAX, so it stays in
+    0..PCP_BATCH_SCALE_MAX; ``free_count`` only grows (by one block) while below
+    ``batch << PCP_BATCH_SCALE_MAX``, so it stays below that plus the largest per-CPU block;
+    ``flags`` holds only PCPF_PREV_FREE_HIGH_ORDER and PCPF_FREE_HIGH_BATCH; ``high`` is never
+    negative.
     """
     cfg = z.config
+    largest = max(1 << o for o in range(cfg.nr_page_orders) if cfg.pcp_allowed_order(o))
     out = []
-    for cpu, pindex, pfn, order in z.pcp_blocks():
-        if pindex < cfg.nr_lowoder_pcp_lists and pindex % MIGRATE_PCPTYPES >= MIGRATE_PCPTYPES:
-            out.append(f"cpu {cpu}: list {pindex} is not a per-CPU type")
-        if not cfg.pcp_allowed_order(order):
-            out.append(f"cpu {cpu}: block {pfn} of order {order} on a per-CPU list")
+    for cpu, pcp in enumerate(z.pcp):
+        if not 0 <= pcp.alloc_factor <= PCP_BATCH_SCALE_MAX:
+            out.append(f"cpu {cpu}: alloc_factor {pcp.alloc_factor}")
+        if not 0 <= pcp.free_count < (pcp.batch << PCP_BATCH_SCALE_MAX) + largest:
+            out.append(f"cpu {cpu}: free_count {pcp.free_count}")
+        if pcp.flags & ~(PCPF_PREV_FREE_HIGH_ORDER | PCPF_FREE_HIGH_BATCH):
+            out.append(f"cpu {cpu}: unknown flags {pcp.flags:#x}")
+        if pcp.high < 0:
+            out.append(f"cpu {cpu}: negative high {pcp.high}")
     return out
 
 

@@ -192,10 +192,10 @@ def free_pcp_commit(w: Work, cpu: int, pfn: int, order: int, migratetype: int) -
     ``alloc_factor`` halves; the block goes on the **head** of its list and ``count`` grows.
     A repeated order 1..3 free with ``free_count >= batch + high_min / 2`` marks a high-order
     burst (``free_high``; the threshold was ``batch`` until 6.16's "mm: pcp: increase
-    pcp->free_count threshold to trigger free_high"). ``free_count`` grows by ``1 << order`` while below ``batch <<
-    PCP_BATCH_SCALE_MAX``. If ``count`` then reaches ``nr_pcp_high``, ``nr_pcp_free`` pages are
-    drained starting with this list, and ZONE_BELOW_HIGH is cleared once the zone is back
-    above its high watermark.
+    pcp->free_count threshold to trigger free_high"). ``free_count`` grows by ``1 << order``
+    while below ``batch << PCP_BATCH_SCALE_MAX``. If ``count`` then reaches ``nr_pcp_high``,
+    ``nr_pcp_free`` pages are drained starting with this list, and ZONE_BELOW_HIGH is cleared
+    once the zone is back above its high watermark.
     """
     cfg = w.config
     pcp = w.pcp[cpu]
