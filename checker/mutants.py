@@ -7,8 +7,6 @@ caught within 60 seconds with a shrunk, runnable counterexample.
 
 from __future__ import annotations
 
-from collections import deque
-
 from reference import Zone
 from reference.page_alloc import FPI_TO_TAIL, NOT_HEAD, PAGE_BUDDY
 from spec.constants import (
@@ -40,22 +38,23 @@ class MergeAcrossIsolate(Zone):
     isolated ranges and reserves out of other types' free lists is gone)."""
 
     def _merge_and_add(self, off: int, order: int, mt: int, fpi_flags: int) -> None:
-        state, orders, eff = self._state, self._order, self._pb_eff
+        state, eff = self._state, self._pb_eff
         nxt, prv, nr_free = self._next, self._prev, self._nr_free
         n, pbo, maxo = self._n, self._pbo, self._maxo
         buddy = 0
         while order < maxo:
             buddy = off ^ (1 << order)
-            if buddy >= n or state[buddy] != PAGE_BUDDY or orders[buddy] != order:
+            if buddy >= n or state[buddy] != PAGE_BUDDY | order << 2:
                 break
             buddy_mt = eff[buddy >> pbo] if order >= pbo else mt
             # The mutation: no "types differ and one is not mergeable" stop here.
             if order >= pbo and buddy_mt != MIGRATE_ISOLATE:
                 self.nr_free_pages_blocks -= 1 << order
-            nxt_b, prv_b = nxt[buddy], prv[buddy]
+            nxt_b: int = nxt[buddy]
+            prv_b: int = prv[buddy]
             nxt[prv_b] = nxt_b
             prv[nxt_b] = prv_b
-            state[buddy] = NOT_HEAD
+            state[buddy] = NOT_HEAD | order << 2
             nr_free[order] -= 1
             if buddy_mt != mt:
                 if buddy_mt == MIGRATE_ISOLATE:
@@ -67,7 +66,7 @@ class MergeAcrossIsolate(Zone):
         tail = bool(fpi_flags & FPI_TO_TAIL)
         if not tail and order < maxo - 1:
             higher = (buddy & off) ^ (1 << (order + 1))
-            tail = higher < n and state[higher] == PAGE_BUDDY and orders[higher] == order + 1
+            tail = higher < n and state[higher] == PAGE_BUDDY | (order + 1) << 2
         self._add_to_free_list(off, order, mt, tail)
 
 
@@ -112,11 +111,14 @@ class RefillAtHead(Zone):
     """Breaks ALLOC-OP-020: ``rmqueue_bulk`` puts refilled blocks at the head of the per-CPU
     list (reversing their order) instead of appending them at the tail."""
 
-    def _rmqueue_bulk(self, order: int, count: int, lst: deque[int], mt: int,
+    def _rmqueue_bulk(self, order: int, count: int, lst: list[int], mt: int,
                       alloc_flags: int) -> int:
-        fresh: deque[int] = deque()
+        # The reference's per-CPU lists are stored tail first (head at the end): ``fresh``
+        # holds the refill tail first, and each block pushed on the head in refill order
+        # reverses it.
+        fresh: list[int] = []
         taken = super()._rmqueue_bulk(order, count, fresh, mt, alloc_flags)
-        lst.extendleft(fresh)
+        lst.extend(reversed(fresh))
         return taken
 
 

@@ -1,14 +1,18 @@
 """The reference implementation of the ALLOC core: one zone in flat arrays.
 
 Same operations and the same observable behaviour as :mod:`spec.page_alloc`, built for speed
-and scale. Every page ``i`` (offset from ``zone_start_pfn``) has a state byte (not a block
-head, free buddy, on a per-CPU list, allocated), an order byte and a migratetype byte (the
-free list's type for a buddy, the request's type for an allocation). The buddy free lists are
+and scale. Every page ``i`` (offset from ``zone_start_pfn``) has a state byte holding its state
+(not a block head, free buddy, on a per-CPU list, allocated) in the low two bits and its order
+above them (``state | order << 2``: the free path's test of a page, and the merge's test of a
+buddy, read one byte, one cache line), and a migratetype byte (the free list's type for a
+buddy, the request's type for an allocation). The buddy free lists are
 intrusive circular doubly-linked lists in two int32 arrays, ``next`` and ``prev``, whose heads
 are sentinel nodes numbered after the last page, as ``struct list_head`` in the kernel: add
 (head or tail) and delete are O(1) and need no emptiness test. The per-CPU lists are only
 ever used at their two ends (free to the head, allocate from the head, refill at the tail,
-drain from the tail), so they are deques, which do that in C. Pageblock types and isolate
+drain from the tail), so they are Python lists stored tail first: the head end, used
+once per operation, is the list's end (``append`` and ``pop``, native in compiled code), and
+the tail end is refilled and drained a batch at a time. Pageblock types and isolate
 bits are byte arrays; counters are kept incrementally. :meth:`Zone.abstract` rebuilds the
 spec's immutable value.
 
@@ -29,7 +33,6 @@ subclasses in plain Python (the checker's mutants), whose overrides compiled cod
 
 from __future__ import annotations
 
-from collections import deque
 from typing import TYPE_CHECKING, Final
 
 from mypy_extensions import mypyc_attr
@@ -78,7 +81,7 @@ ZONE_BELOW_HIGH: Final = _z.ZONE_BELOW_HIGH
 ZONE_BOOSTED_WATERMARK: Final = _z.ZONE_BOOSTED_WATERMARK
 ZONE_RECLAIM_ACTIVE: Final = _z.ZONE_RECLAIM_ACTIVE
 
-#: Page states (the state byte of a page).
+#: Page states (the low two bits of a page's state byte; its order is above them).
 NOT_HEAD: Final = 0
 PAGE_BUDDY: Final = 1
 PAGE_PCP: Final = 2
@@ -97,12 +100,14 @@ _ISO: Final[int] = MIGRATE_ISOLATE
 _HA: Final[int] = MIGRATE_HIGHATOMIC
 _NR_MT: Final[int] = MIGRATE_TYPES
 _SCALE: Final[int] = PCP_BATCH_SCALE_MAX
+#: bytes.translate table: 1 for a state byte of PAGE_ALLOCATED (any order), else 0.
+_ALLOCATED_TABLE: Final = bytes([1 if v & 3 == PAGE_ALLOCATED else 0 for v in range(256)])
 _SIZING_KNOBS: Final = ("min_free_kbytes", "watermark_scale_factor",
                         "percpu_pagelist_high_fraction")
 
 
 class _Pcp:
-    """``struct per_cpu_pages``; its lists are deques of page offsets, head on the left."""
+    """``struct per_cpu_pages``; its lists hold page offsets tail first (head at the end)."""
 
     __slots__ = ("alloc_factor", "batch", "count", "flags", "free_count", "high", "high_max",
                  "high_min", "lists")
@@ -115,11 +120,11 @@ class _Pcp:
     high: int
     high_max: int
     high_min: int
-    lists: list[deque[int]]
+    lists: list[list[int]]
 
     def __init__(self, nr_lists: int, high_min: int, high_max: int, batch: int,
                  flags: int) -> None:
-        self.lists = [deque() for _ in range(nr_lists)]
+        self.lists = [[] for _ in range(nr_lists)]
         self.count = 0
         self.high = 0
         self.high_min = high_min
@@ -138,11 +143,11 @@ class Zone:
     plain Python, whose overrides the compiled code calls.
     """
 
-    # Per-page arrays (see reference._arrays): links, then state, order and migratetype bytes.
+    # Per-page arrays (see reference._arrays): links, then state | order << 2 and migratetype
+    # bytes.
     _next: vec[i32]
     _prev: vec[i32]
     _state: vec[u8]
-    _order: vec[u8]
     _mt: vec[u8]
     # Per-pageblock: the type, the isolate bit, and get_pfnblock_migratetype (ISOLATE when
     # the bit is set, else the type).
@@ -221,7 +226,6 @@ class Zone:
             nxt[s] = s
             prv[s] = s
         self._state = u8_array(n)
-        self._order = u8_array(n)
         self._mt = u8_array(n)
 
         types: tuple[int, ...] = (cfg.pageblock_types
@@ -338,11 +342,11 @@ class Zone:
                     lst = pcp.lists[mt]
                     if lst:
                         pcp.free_count >>= 1
-                        off = lst.popleft()
+                        off = lst.pop()
                         pcp.count -= 1
                         if alloc_flags & ALLOC_KSWAPD:
                             self._boosted = False
-                        self._state[off] = PAGE_ALLOCATED
+                        self._state[off] = PAGE_ALLOCATED  # | 0 << 2: order 0
                         self._mt[off] = mt
                         return off + self._base
         if not 0 <= order <= self._maxo:
@@ -388,25 +392,24 @@ class Zone:
             raise SpecError(f"cpu {cpu} outside 0..{self._nr_cpus - 1}")
         off = pfn - self._base
         state = self._state
-        if not (0 <= off < self._n and state[off] == PAGE_ALLOCATED
-                and self._order[off] == order):
+        if not (0 <= off < self._n and state[off] == PAGE_ALLOCATED | order << 2):
             raise SpecError(f"free of pfn {pfn} order {order}: not an allocated block")
         if not self._pcp_allowed[order]:
-            state[off] = NOT_HEAD
+            state[off] = order << 2
             self._split_large_buddy(off, order, FPI_NONE)
             return
         mt: int = self._pb_eff[off >> self._pbo]
         if mt >= MIGRATE_PCPTYPES:
             if mt == _ISO:
-                state[off] = NOT_HEAD
+                state[off] = order << 2
                 self._split_large_buddy(off, order, FPI_NONE)
                 return
             mt = MIGRATE_MOVABLE
         pcp = self._pcp[cpu]
         pcp.alloc_factor >>= 1
         pindex = self._pindex[order * 8 + mt]
-        pcp.lists[pindex].appendleft(off)
-        state[off] = PAGE_PCP
+        pcp.lists[pindex].append(off)
+        state[off] = PAGE_PCP | order << 2
         count = pcp.count = pcp.count + (1 << order)
         batch = pcp.batch
         free_high = False
@@ -499,8 +502,7 @@ class Zone:
         pbo = self._pbo
         off = pageblock << pbo
         mt: int = self._pb_mt[pageblock]
-        state, order = self._state, self._order
-        if state[off] == PAGE_BUDDY and order[off] == pbo < self._maxo:
+        if self._state[off] == PAGE_BUDDY | pbo << 2 and pbo < self._maxo:
             buddy = off ^ (1 << pbo)
             if (self._page_is_buddy(buddy, pbo) and self._pb_eff[buddy >> pbo] != _ISO):
                 self._del_from_free_list_raw(off, pbo, _ISO)
@@ -555,17 +557,18 @@ class Zone:
         n, base, walk = self._n, self._base, self._walk
         free_area = tuple(tuple(walk(n + o * _NR_MT + mt) for mt in range(_NR_MT))
                           for o in range(self._norders))
-        pcp = tuple(PerCpuPages(tuple(tuple(x + base for x in lst) for lst in p.lists),
+        pcp = tuple(PerCpuPages(tuple(tuple(x + base for x in reversed(lst)) for lst in p.lists),
                                 p.count, p.high, p.high_min, p.high_max, p.batch,
                                 p.alloc_factor, p.free_count, p.flags)
                     for p in self._pcp)
-        state, order, mtarr = self._state, self._order, self._mt
+        state, mtarr = self._state, self._mt
         allocated = []
-        find = bytes(state).find
-        i = find(PAGE_ALLOCATED)
+        find = bytes(state).translate(_ALLOCATED_TABLE).find
+        i = find(1)
         while i >= 0:
-            allocated.append(Allocation(i + base, int(order[i]), int(mtarr[i])))
-            i = find(PAGE_ALLOCATED, i + 1)
+            so: int = state[i]
+            allocated.append(Allocation(i + base, so >> 2, int(mtarr[i])))
+            i = find(1, i + 1)
         flags = set()
         if self._below_high:
             flags.add(ZONE_BELOW_HIGH)
@@ -638,8 +641,7 @@ class Zone:
             prv[off] = head
             prv[first] = off
             nxt[head] = off
-        self._state[off] = PAGE_BUDDY
-        self._order[off] = order
+        self._state[off] = PAGE_BUDDY | order << 2
         self._mt[off] = mt
         self._nr_free[order] += 1
         if order >= self._pbo and mt != _ISO:
@@ -675,7 +677,7 @@ class Zone:
         b: int = nxt[off]
         nxt[a] = b
         prv[b] = a
-        self._state[off] = NOT_HEAD
+        self._state[off] = order << 2
         self._nr_free[order] -= 1
         if order >= self._pbo and mt != _ISO:
             self.nr_free_pages_blocks -= 1 << order
@@ -685,7 +687,7 @@ class Zone:
         self._account_freepages(-(1 << order), mt)
 
     def _page_is_buddy(self, off: int, order: int) -> bool:
-        return off < self._n and self._state[off] == PAGE_BUDDY and self._order[off] == order
+        return off < self._n and self._state[off] == PAGE_BUDDY | order << 2
 
     # --- freeing into the buddy (ALLOC-OP-002, ALLOC-OP-003) ----------------------------------
 
@@ -701,13 +703,13 @@ class Zone:
 
     def _merge_and_add(self, off: int, order: int, mt: int, fpi_flags: int) -> None:
         """The merge loop and insertion of ``__free_one_page`` (the pages are accounted)."""
-        state, orders, eff = self._state, self._order, self._pb_eff
+        state, eff = self._state, self._pb_eff
         nxt, prv, nr_free = self._next, self._prev, self._nr_free
         n, pbo, maxo = self._n, self._pbo, self._maxo
         buddy = 0
         while order < maxo:
             buddy = off ^ (1 << order)
-            if buddy >= n or state[buddy] != PAGE_BUDDY or orders[buddy] != order:
+            if buddy >= n or state[buddy] != PAGE_BUDDY | order << 2:
                 break
             if order >= pbo:
                 buddy_mt: int = eff[buddy >> pbo]
@@ -725,7 +727,7 @@ class Zone:
             prv_b: int = prv[buddy]
             nxt[prv_b] = nxt_b
             prv[nxt_b] = prv_b
-            state[buddy] = NOT_HEAD
+            state[buddy] = order << 2
             nr_free[order] -= 1
             if buddy_mt != mt:
                 self._change_pageblock_range(buddy, order, mt)
@@ -737,7 +739,7 @@ class Zone:
             tail = False
         else:
             higher = (buddy & off) ^ (1 << (order + 1))
-            tail = higher < n and state[higher] == PAGE_BUDDY and orders[higher] == order + 1
+            tail = higher < n and state[higher] == PAGE_BUDDY | (order + 1) << 2
         self._add_to_free_list(off, order, mt, tail)
 
     def _split_large_buddy(self, off: int, order: int, fpi_flags: int) -> None:
@@ -788,13 +790,14 @@ class Zone:
         its head's state and order, so the walk steps from head to head; a block larger than
         the pageblock starts at its first page and ends the walk.
         """
-        state, orders, mtarr = self._state, self._order, self._mt
+        state, mtarr = self._state, self._mt
         end = start + self._pbnr
         free_pages = movable_pages = 0
         p = start
         while p < end:
-            s: int = state[p]
-            o: int = orders[p]
+            so: int = state[p]
+            s = so & 3
+            o = so >> 2
             size = 1 << o
             if s == PAGE_BUDDY:
                 free_pages += size
@@ -805,14 +808,15 @@ class Zone:
 
     def _move_freepages_block(self, off: int, old_mt: int, new_mt: int) -> int:
         start = off & ~(self._pbnr - 1)
-        state, orders = self._state, self._order
+        state = self._state
         end = start + self._pbnr
         moved = 0
         p = start
         while p < end:
-            o: int = orders[p]
+            so: int = state[p]
+            o = so >> 2
             size = 1 << o
-            if state[p] == PAGE_BUDDY:
+            if so & 3 == PAGE_BUDDY:
                 self._move_to_free_list(p, o, old_mt, new_mt)
                 moved += size
             p += size
@@ -823,12 +827,13 @@ class Zone:
         state = self._state
         order = 0
         p = start
-        while state[p] != PAGE_BUDDY:
+        while state[p] & 3 != PAGE_BUDDY:
             order += 1
             if order > self._maxo:
                 return start
             p &= -1 << order
-        o: int = self._order[p]
+        so: int = state[p]
+        o = so >> 2
         if p + (1 << o) > start:
             return p
         return start
@@ -840,11 +845,12 @@ class Zone:
         if pbo != self._maxo:
             # A free buddy larger than the block, starting before it or at it, is split.
             big = self._find_large_buddy(start)
-            if big == start and not (self._state[start] == PAGE_BUDDY
-                                     and self._order[start] > pbo):
+            start_so: int = self._state[start]
+            if big == start and not (start_so & 3 == PAGE_BUDDY and start_so >> 2 > pbo):
                 big = -1
             if big >= 0:
-                order: int = self._order[big]
+                big_so: int = self._state[big]
+                order = big_so >> 2
                 mt: int = self._mt[big]
                 self._del_page_from_free_list(big, order, mt)
                 self._set_pageblock_isolate(pb, isolate)
@@ -852,12 +858,13 @@ class Zone:
                 return
         old_mt: int = self._pb_eff[pb]
         new_mt: int = _ISO if isolate else self._pb_mt[pb]
-        state, orders = self._state, self._order
+        state = self._state
         p = start
         end = start + self._pbnr
         while p < end:
-            o: int = orders[p]
-            if state[p] == PAGE_BUDDY:
+            so: int = state[p]
+            o = so >> 2
+            if so & 3 == PAGE_BUDDY:
                 self._move_to_free_list(p, o, old_mt, new_mt)
             p += 1 << o
         self._set_pageblock_isolate(pb, isolate)
@@ -1065,11 +1072,14 @@ class Zone:
             batch = max(batch >> order, 2)
         return batch
 
-    def _rmqueue_bulk(self, order: int, count: int, lst: deque[int], mt: int,
+    def _rmqueue_bulk(self, order: int, count: int, lst: list[int], mt: int,
                       alloc_flags: int) -> int:
-        """``rmqueue_bulk``: up to ``count`` blocks, each appended to the list's tail."""
-        nxt, prv, state, orders = self._next, self._prev, self._state, self._order
-        append = lst.append
+        """``rmqueue_bulk``: up to ``count`` blocks, each appended to the list's tail (the
+        front of ``lst``, which is stored tail first)."""
+        nxt, prv, state = self._next, self._prev, self._state
+        got: list[int] = []
+        append = got.append
+        pcp_state = PAGE_PCP | order << 2
         taken = 0
         # While __rmqueue's first choice is __rmqueue_smallest of the requested (pcp) type,
         # with no CMA preference, run __rmqueue_smallest inline: every block taken and split
@@ -1115,13 +1125,11 @@ class Zone:
                     prv[x] = head
                     prv[first] = x
                     nxt[head] = x
-                    state[x] = PAGE_BUDDY
-                    orders[x] = current_order
+                    state[x] = PAGE_BUDDY | current_order << 2
                     mtarr[x] = mt
                     nr_free[current_order] += 1
                 append(off)
-                state[off] = PAGE_PCP
-                orders[off] = order
+                state[off] = pcp_state
                 taken += 1
             self.nr_free_pages -= taken << order
             self.nr_free_pages_blocks += blocks
@@ -1131,9 +1139,11 @@ class Zone:
             if page is None:
                 break
             append(page)
-            state[page] = PAGE_PCP
-            orders[page] = order
+            state[page] = pcp_state
             taken += 1
+        if taken:
+            got.reverse()
+            lst[0:0] = got
         return taken
 
     def _free_pcppages_bulk(self, pcp: _Pcp, count: int, pindex: int) -> None:
@@ -1144,7 +1154,7 @@ class Zone:
         :meth:`_merge_and_add`.
         """
         count = min(pcp.count, count)
-        nxt, prv, state, orders = self._next, self._prev, self._state, self._order
+        nxt, prv, state = self._next, self._prev, self._state
         eff, mtarr, nr_free = self._pb_eff, self._mt, self._nr_free
         pindex_order, npcp, lists = self._pindex_order, self._npcp, pcp.lists
         n, pbo, tail_below = self._n, self._pbo, self._maxo - 1
@@ -1160,12 +1170,15 @@ class Zone:
                 lst = lists[pindex]
                 if lst:
                     break
-            pop = lst.pop
+            # The tail is the front of the list: take from there, cut once at the end.
+            taken = 0
+            length = len(lst)
             order = pindex_order[pindex]
             nr_pages = 1 << order
             while True:
-                off = pop()
-                state[off] = NOT_HEAD
+                off = lst[taken]
+                taken += 1
+                state[off] = order << 2
                 count -= nr_pages
                 pcp_count -= nr_pages
                 mt: int = eff[off >> pbo]
@@ -1179,25 +1192,25 @@ class Zone:
                 # of the same type), and so does the merged block: no range or type checks.
                 while o < pbo:
                     buddy = off ^ (1 << o)
-                    if state[buddy] != PAGE_BUDDY or orders[buddy] != o:
+                    if state[buddy] != PAGE_BUDDY | o << 2:
                         break
                     nxt_b: int = nxt[buddy]
                     prv_b: int = prv[buddy]
                     nxt[prv_b] = nxt_b
                     prv[nxt_b] = prv_b
-                    state[buddy] = NOT_HEAD
+                    state[buddy] = o << 2
                     nr_free[o] -= 1
                     off &= buddy
                     o += 1
                 else:
                     merge_and_add(off, o, mt, FPI_NONE)
-                    if count <= 0 or not lst:
+                    if count <= 0 or taken == length:
                         break
                     continue
                 higher = (buddy & off) ^ (2 << o)
                 free_head = n + o * _NR_MT + mt
-                if (o < tail_below and higher < n and state[higher] == PAGE_BUDDY
-                        and orders[higher] == o + 1):
+                if (o < tail_below and higher < n
+                        and state[higher] == PAGE_BUDDY | (o + 1) << 2):
                     tail_node: int = prv[free_head]
                     prv[off] = tail_node
                     nxt[off] = free_head
@@ -1209,12 +1222,12 @@ class Zone:
                     prv[off] = free_head
                     prv[first] = off
                     nxt[free_head] = off
-                state[off] = PAGE_BUDDY
-                orders[off] = o
+                state[off] = PAGE_BUDDY | o << 2
                 mtarr[off] = mt
                 nr_free[o] += 1
-                if count <= 0 or not lst:
+                if count <= 0 or taken == length:
                     break
+            del lst[:taken]
         pcp.count = pcp_count
         self.nr_free_pages += nr_freed
 
@@ -1228,7 +1241,7 @@ class Zone:
             if not lst:
                 return None
         pcp.count -= 1 << order
-        return lst.popleft()
+        return lst.pop()
 
     # --- allocation (ALLOC-OP-031, ALLOC-OP-032) -------------------------------------------------
 
@@ -1264,8 +1277,7 @@ class Zone:
             if passed:
                 off = self._rmqueue_zone(cpu, order, alloc_flags, mt)
                 if off is not None:
-                    self._state[off] = PAGE_ALLOCATED
-                    self._order[off] = order
+                    self._state[off] = PAGE_ALLOCATED | order << 2
                     self._mt[off] = mt
                     if alloc_flags & ALLOC_HIGHATOMIC:
                         self._reserve_highatomic_pageblock(off, order)

@@ -13,7 +13,7 @@ import pytest
 
 import spec
 import spec.constants as C
-from spec.buddy import add_to_free_list, account_freepages, del_page_from_free_list
+from spec.buddy import account_freepages, add_to_free_list, del_page_from_free_list
 from spec.invariants import INVARIANTS, check_invariants, nofragment_guarantee
 from spec.zone import Allocation, Work, Zone, ZoneConfig
 
