@@ -19,6 +19,7 @@ from __future__ import annotations
 import gc
 import random
 import time
+from collections.abc import Callable
 from typing import Any, Protocol
 
 import spec
@@ -105,45 +106,58 @@ def fill(a: Allocator, nr_pages: int, rng: random.Random) -> list[tuple[int, int
 
 
 def churn(a: Allocator, live: list[tuple[int, int]], ops: int, rng: random.Random) -> float:
-    """Alternate alloc(0) and a random free; return elapsed seconds."""
+    """Alternate alloc(0) and a random free; return elapsed seconds.
+
+    The cyclic garbage collector is off while the loop runs (as ``timeit`` does), so that a
+    full collection triggered by the harness's tuples does not land on one implementation.
+    """
     alloc, free = a.alloc_pages, a.free_pages
     randrange = rng.randrange
     gc.collect()
-    t = time.perf_counter()
-    for _ in range(ops // 2):
-        pfn = alloc(GFP, 0)
-        if pfn is not None:
-            live.append((pfn, 0))
-        i = randrange(len(live))
-        last = live.pop()
-        if i < len(live):
-            victim, live[i] = live[i], last
-        else:
-            victim = last
-        free(victim[0], victim[1])
-    return time.perf_counter() - t
+    was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        t = time.perf_counter()
+        for _ in range(ops // 2):
+            pfn = alloc(GFP, 0)
+            if pfn is not None:
+                live.append((pfn, 0))
+            i = randrange(len(live))
+            last = live.pop()
+            if i < len(live):
+                victim, live[i] = live[i], last
+            else:
+                victim = last
+            free(victim[0], victim[1])
+        return time.perf_counter() - t
+    finally:
+        if was_enabled:
+            gc.enable()
 
 
-def run(ops: int = 1_000_000, spec_ops: int = 2_000, pages_log2: int = 20,
-        seed: int = 0) -> dict[str, Any]:
+def run(ops: int = 1_000_000, spec_ops: int = 300, pages_log2: int = 20,
+        seed: int = 0, repeats: int = 3) -> dict[str, Any]:
+    """Best of ``repeats`` rounds for each fast implementation, rounds interleaved."""
     import reference
     from reference import Zone as ReferenceZone
 
     nr_pages = 1 << pages_log2
     cfg = ZoneConfig(nr_pageblocks=nr_pages >> 9)
     results: dict[str, Any] = {"workload": "churn", "pages": nr_pages, "ops": ops,
-                               "spec_ops": spec_ops, "ops_per_s": {}, "seconds": {},
-                               "reference_compiled": reference.COMPILED}
-
-    def measure(name: str, a: Allocator, n: int, live: list[tuple[int, int]] | None = None,
-                rng: random.Random | None = None) -> None:
-        if live is None:
+                               "spec_ops": spec_ops, "repeats": repeats, "ops_per_s": {},
+                               "seconds": {}, "reference_compiled": reference.COMPILED}
+    makers: dict[str, Callable[[], Allocator]] = {
+        "reference": lambda: ReferenceZone(cfg),
+        "textbook": lambda: TextbookBuddy(nr_pages),
+        "noop": NoopAllocator,
+    }
+    best: dict[str, float] = {}
+    for _ in range(repeats):
+        for name, make in makers.items():
+            a = make()
             rng = random.Random(seed)
             live = fill(a, nr_pages, rng)
-        assert rng is not None
-        secs = churn(a, live, n, rng)
-        results["seconds"][name] = round(secs, 3)
-        results["ops_per_s"][name] = round(n / secs)
+            best[name] = min(best.get(name, float("inf")), churn(a, live, ops, rng))
 
     t = time.perf_counter()
     ref = ReferenceZone(cfg)
@@ -153,14 +167,11 @@ def run(ops: int = 1_000_000, spec_ops: int = 2_000, pages_log2: int = 20,
     live = fill(ref, nr_pages, rng)
     results["seconds"]["reference_fill"] = round(time.perf_counter() - t, 3)
     # The spec starts where the reference's fill left off, with the same random stream.
-    spec_start = _SpecAllocator(ref.abstract())
-    spec_rng = random.Random()
-    spec_rng.setstate(rng.getstate())
-    spec_live = list(live)
-    measure("reference", ref, ops, live, rng)
-    measure("spec", spec_start, spec_ops, spec_live, spec_rng)
-    measure("textbook", TextbookBuddy(nr_pages), ops)
-    measure("noop", NoopAllocator(), ops)
+    best["spec"] = churn(_SpecAllocator(ref.abstract()), live, spec_ops, rng)
+    for name, secs in best.items():
+        n = spec_ops if name == "spec" else ops
+        results["seconds"][name] = round(secs, 3)
+        results["ops_per_s"][name] = round(n / secs)
 
     r = results["ops_per_s"]
     harness = results["seconds"]["noop"]
@@ -178,7 +189,8 @@ def run(ops: int = 1_000_000, spec_ops: int = 2_000, pages_log2: int = 20,
 
 def format_report(r: dict[str, Any]) -> str:
     lines = [f"churn: {r['pages']} pages, {r['ops']} ops ({r['spec_ops']} for the spec), "
-             "alloc(0) alternating with a random free", ""]
+             "alloc(0) alternating with a random free; best of "
+             f"{r['repeats']} interleaved rounds, garbage collector off while timing", ""]
     lines.append(f"{'implementation':<12} {'ops/s':>12} {'seconds':>9}")
     for name in ("reference", "spec", "textbook", "noop"):
         lines.append(f"{name:<12} {r['ops_per_s'][name]:>12,} {r['seconds'][name]:>9.3f}")

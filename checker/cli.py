@@ -228,11 +228,11 @@ def cmd_bench(args: argparse.Namespace) -> int:
 
     if args.area != "alloc":
         raise UsageError(f"mmspec bench: unknown area {args.area!r} (known: alloc)")
-    if args.ops <= 0 or args.spec_ops <= 0 or args.pages_log2 < 12:
-        raise UsageError("mmspec bench: --ops and --spec-ops must be positive, "
-                         "--pages-log2 at least 12")
+    if args.ops <= 0 or args.spec_ops <= 0 or args.repeats <= 0 or not 12 <= args.pages_log2 <= 26:
+        raise UsageError("mmspec bench: --ops, --spec-ops and --repeats must be positive, "
+                         "--pages-log2 between 12 and 26")
     report = run(ops=args.ops, spec_ops=args.spec_ops, pages_log2=args.pages_log2,
-                 seed=args.seed)
+                 seed=args.seed, repeats=args.repeats)
     _emit(args, report, lambda: print(format_report(report)))
     return EXIT_OK
 
@@ -288,9 +288,10 @@ def build_parser() -> argparse.ArgumentParser:
     b = sub.add_parser("bench", help="performance harness (prints figures)")
     b.add_argument("area", help="alloc")
     b.add_argument("--ops", type=int, default=1_000_000)
-    b.add_argument("--spec-ops", type=int, default=2_000)
+    b.add_argument("--spec-ops", type=int, default=300)
     b.add_argument("--pages-log2", type=int, default=20)
     b.add_argument("--seed", type=int, default=0)
+    b.add_argument("--repeats", type=int, default=3)
     b.add_argument("--json", action="store_true")
     b.set_defaults(func=cmd_bench)
     return p
