@@ -175,6 +175,7 @@ class Zone:
     _managed: int
     _lowmem_reserve: int
     _mobility_disabled: bool
+    _v615: bool
     _highatomic_max: int
     _defrag_mode: int
     _boost_factor: int
@@ -210,6 +211,7 @@ class Zone:
         self._managed = cfg.managed_pages
         self._lowmem_reserve = cfg.lowmem_reserve
         self._mobility_disabled = bool(cfg.page_group_by_mobility_disabled)
+        self._v615 = cfg.variant == "v6.15"
         self._highatomic_max = highatomic_max(cfg)
         self._pcp_allowed = [bool(cfg.pcp_allowed_order(o)) for o in range(self._norders)]
         #: order_to_pindex(mt, order) at [order * 8 + mt] (gfp_migratetype is below 8).
@@ -415,7 +417,8 @@ class Zone:
         free_high = False
         flags = pcp.flags
         if order and order <= PAGE_ALLOC_COSTLY_ORDER:
-            free_high = bool(pcp.free_count >= batch + pcp.high_min // 2
+            threshold = batch if self._v615 else batch + pcp.high_min // 2
+            free_high = bool(pcp.free_count >= threshold
                              and flags & PCPF_PREV_FREE_HIGH_ORDER
                              and (not flags & PCPF_FREE_HIGH_BATCH or count >= batch))
             pcp.flags = flags | PCPF_PREV_FREE_HIGH_ORDER

@@ -191,11 +191,11 @@ def free_pcp_commit(w: Work, cpu: int, pfn: int, order: int, migratetype: int) -
     """
     ``alloc_factor`` halves; the block goes on the **head** of its list and ``count`` grows.
     A repeated order 1..3 free with ``free_count >= batch + high_min / 2`` marks a high-order
-    burst (``free_high``; the threshold was ``batch`` until 6.16's "mm: pcp: increase
-    pcp->free_count threshold to trigger free_high"). ``free_count`` grows by ``1 << order``
-    while below ``batch << PCP_BATCH_SCALE_MAX``. If ``count`` then reaches ``nr_pcp_high``,
-    ``nr_pcp_free`` pages are drained starting with this list, and ZONE_BELOW_HIGH is cleared
-    once the zone is back above its high watermark.
+    burst (``free_high``); in variant v6.15 the threshold is ``batch``, as before 6.16's
+    "mm: pcp: increase pcp->free_count threshold to trigger free_high". ``free_count`` grows
+    by ``1 << order`` while below ``batch << PCP_BATCH_SCALE_MAX``. If ``count`` then reaches
+    ``nr_pcp_high``, ``nr_pcp_free`` pages are drained starting with this list, and
+    ZONE_BELOW_HIGH is cleared once the zone is back above its high watermark.
     """
     cfg = w.config
     pcp = w.pcp[cpu]
@@ -206,7 +206,8 @@ def free_pcp_commit(w: Work, cpu: int, pfn: int, order: int, migratetype: int) -
     batch = pcp.batch
     free_high = False
     if order and order <= PAGE_ALLOC_COSTLY_ORDER:
-        free_high = (pcp.free_count >= batch + pcp.high_min // 2
+        threshold = batch if cfg.variant == "v6.15" else batch + pcp.high_min // 2
+        free_high = (pcp.free_count >= threshold
                      and bool(pcp.flags & PCPF_PREV_FREE_HIGH_ORDER)
                      and (not pcp.flags & PCPF_FREE_HIGH_BATCH or pcp.count >= batch))
         pcp.flags |= PCPF_PREV_FREE_HIGH_ORDER

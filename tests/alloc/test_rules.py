@@ -203,3 +203,27 @@ def test_unreserve_is_cited_ALLOC_OP_015() -> None:
     assert not ok                                 # the last block is kept unless forced
     z, ok = spec.unreserve_highatomic_pageblock(z, U, force=True)
     assert ok and z.nr_reserved_highatomic == 0
+
+
+def test_free_high_threshold_is_a_variant_ALLOC_OP_023() -> None:
+    from reference import Zone as ReferenceZone
+
+    def after_three_order1_frees(variant: str) -> tuple[int, spec.Zone, spec.Zone]:
+        cfg = ZoneConfig(nr_pageblocks=32, nr_cpus=1, thp=False, variant=variant)
+        z, ref = spec.init_zone(cfg), ReferenceZone(cfg)
+        blocks = []
+        for _ in range(4):
+            z, p = spec.alloc_pages(z, C.GFP_HIGHUSER_MOVABLE, 1)
+            assert ref.alloc_pages(C.GFP_HIGHUSER_MOVABLE, 1) == p
+            blocks.append(p)
+        for p in blocks[:3]:
+            z, _ = spec.free_pages(z, p, 1)
+            ref.free_pages(p, 1)
+        return z.pcp[0].count, z, ref.abstract()
+
+    # batch 3, high_min 320. The third order-1 free in a row sees free_count 4: a burst for
+    # v6.15 (4 >= 3: high drops, the CPU's lists are drained), not for v6.18 (4 < 3 + 160).
+    count, z, r = after_three_order1_frees("v6.15")
+    assert count == 0 and z == r
+    count, z, r = after_three_order1_frees("v6.18")
+    assert count == 6 and z == r
