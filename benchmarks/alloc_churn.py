@@ -136,8 +136,12 @@ def churn(a: Allocator, live: list[tuple[int, int]], ops: int, rng: random.Rando
 
 
 def run(ops: int = 1_000_000, spec_ops: int = 300, pages_log2: int = 20,
-        seed: int = 0, repeats: int = 3) -> dict[str, Any]:
-    """Best of ``repeats`` rounds for each fast implementation, rounds interleaved."""
+        seed: int = 0, repeats: int = 3,
+        tick: Callable[[], None] | None = None) -> dict[str, Any]:
+    """Best of ``repeats`` rounds for each fast implementation, rounds interleaved.
+
+    ``tick`` is called after each measured run (``3 * repeats + 1`` calls in all).
+    """
     import reference
     from reference import Zone as ReferenceZone
 
@@ -158,6 +162,8 @@ def run(ops: int = 1_000_000, spec_ops: int = 300, pages_log2: int = 20,
             rng = random.Random(seed)
             live = fill(a, nr_pages, rng)
             best[name] = min(best.get(name, float("inf")), churn(a, live, ops, rng))
+            if tick:
+                tick()
 
     t = time.perf_counter()
     ref = ReferenceZone(cfg)
@@ -168,6 +174,8 @@ def run(ops: int = 1_000_000, spec_ops: int = 300, pages_log2: int = 20,
     results["seconds"]["reference_fill"] = round(time.perf_counter() - t, 3)
     # The spec starts where the reference's fill left off, with the same random stream.
     best["spec"] = churn(_SpecAllocator(ref.abstract()), live, spec_ops, rng)
+    if tick:
+        tick()
     for name, secs in best.items():
         n = spec_ops if name == "spec" else ops
         results["seconds"][name] = round(secs, 3)

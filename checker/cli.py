@@ -231,8 +231,9 @@ def cmd_bench(args: argparse.Namespace) -> int:
     if args.ops <= 0 or args.spec_ops <= 0 or args.repeats <= 0 or not 12 <= args.pages_log2 <= 26:
         raise UsageError("mmspec bench: --ops, --spec-ops and --repeats must be positive, "
                          "--pages-log2 between 12 and 26")
-    report = run(ops=args.ops, spec_ops=args.spec_ops, pages_log2=args.pages_log2,
-                 seed=args.seed, repeats=args.repeats)
+    with _progress(3 * args.repeats + 1, "benchmark runs") as tick:
+        report = run(ops=args.ops, spec_ops=args.spec_ops, pages_log2=args.pages_log2,
+                     seed=args.seed, repeats=args.repeats, tick=tick)
     _emit(args, report, lambda: print(format_report(report)))
     return EXIT_OK
 

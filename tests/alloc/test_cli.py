@@ -82,3 +82,14 @@ def test_verify_json_reports_every_check() -> None:
     assert report["ok"] and len(names) == 3
     assert names[0].startswith("invariants") and names[1].startswith("lockstep fuzz")
     assert all(c["violations"] == [] for c in report["checks"])
+
+
+def test_bench_json_on_a_small_zone() -> None:
+    r = run("bench", "alloc", "--ops", "20000", "--spec-ops", "20", "--pages-log2", "14",
+            "--repeats", "1", "--json")
+    assert r.returncode == 0, r.stderr
+    out = json.loads(r.stdout)
+    assert out["workload"] == "churn"
+    assert set(out["ops_per_s"]) == {"reference", "spec", "textbook", "noop"}
+    assert all(v > 0 for v in out["ops_per_s"].values())
+    assert out["ratios"]["reference_vs_spec"] > 1
