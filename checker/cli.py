@@ -62,6 +62,10 @@ def _progress(total: int | None, label: str) -> Any:
     return _Bar(total, label)
 
 
+# Public names for command plugins (checker/commands/).
+emit, console, progress = _emit, _console, _progress
+
+
 # --- spec -----------------------------------------------------------------------------------
 
 def cmd_spec(args: argparse.Namespace) -> int:
@@ -122,10 +126,11 @@ def cmd_spec(args: argparse.Namespace) -> int:
 # --- fuzz -----------------------------------------------------------------------------------
 
 def cmd_fuzz(args: argparse.Namespace) -> int:
-    from checker.fuzz import resolve_impl, run_fuzz
+    from checker.fuzz import AREAS, run_fuzz
 
-    if args.area != "alloc":
-        raise UsageError(f"mmspec fuzz: unknown area {args.area!r} (known: alloc)")
+    if args.area not in AREAS:
+        raise UsageError(f"mmspec fuzz: unknown area {args.area!r} "
+                         f"(known: {', '.join(sorted(AREAS))})")
     if args.seconds is not None and args.seconds <= 0:
         raise UsageError("mmspec fuzz: --seconds must be positive")
     if args.examples is not None and args.examples <= 0:
@@ -133,19 +138,20 @@ def cmd_fuzz(args: argparse.Namespace) -> int:
     if args.shrink_seconds <= 0:
         raise UsageError("mmspec fuzz: --shrink-seconds must be positive")
     try:
-        resolve_impl(args.impl)
+        AREAS[args.area](args.impl)
     except ValueError as e:
         raise UsageError(f"mmspec fuzz: {e}") from None
     with _progress(args.examples, "examples") as tick:
         result = run_fuzz(args.impl, seconds=args.seconds, examples=args.examples,
-                          seed=args.seed, shrink_seconds=args.shrink_seconds, tick=tick)
+                          seed=args.seed, shrink_seconds=args.shrink_seconds, tick=tick,
+                          area=args.area)
 
     def text() -> None:
         if result.failure is None:
-            print(f"fuzz alloc ({result.implementation}): {result.examples} examples in "
+            print(f"fuzz {args.area} ({result.implementation}): {result.examples} examples in "
                   f"{result.seconds:.1f} s, no difference from the spec")
         else:
-            print(f"fuzz alloc ({result.implementation}): FAILED after {result.examples} "
+            print(f"fuzz {args.area} ({result.implementation}): FAILED after {result.examples} "
                   f"examples: {result.failure}\n")
             print(result.program or "")
     _emit(args, result.to_json(), text)
@@ -265,7 +271,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.set_defaults(func=cmd_spec)
 
     f = sub.add_parser("fuzz", help="lockstep fuzzing against the spec")
-    f.add_argument("area", help="alloc")
+    f.add_argument("area", help="alloc, or another registered area")
     g = f.add_mutually_exclusive_group()
     g.add_argument("--seconds", type=float)
     g.add_argument("--examples", type=int)
@@ -295,7 +301,27 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--repeats", type=int, default=3)
     b.add_argument("--json", action="store_true")
     b.set_defaults(func=cmd_bench)
+
+    e = sub.add_parser("explore", help="exhaustive exploration of small configurations")
+    esub = e.add_subparsers(dest="explore_cmd", parser_class=_Parser)
+    m = sub.add_parser("simulate", help="studies on the reference implementation")
+    msub = m.add_subparsers(dest="simulate_cmd", parser_class=_Parser)
+    for parser in (e, m):  # the subcommand's own func replaces this; main() reports its absence
+        parser.set_defaults(func=lambda args: EXIT_USAGE)
+    this = sys.modules[__name__]
+    for plugin in _plugins():
+        if hasattr(plugin, "register"):
+            plugin.register(sub, this)
+        if hasattr(plugin, "register_explore"):
+            plugin.register_explore(esub, this)
+        if hasattr(plugin, "register_simulate"):
+            plugin.register_simulate(msub, this)
     return p
+
+
+def _plugins() -> list[Any]:
+    from checker.commands import discover
+    return discover()
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -303,10 +329,12 @@ def main(argv: list[str] | None = None) -> int:
     try:
         args = parser.parse_args(argv)
         if not getattr(args, "func", None):
-            raise UsageError("mmspec: choose a command (verify, spec, fuzz, check, bench); "
-                             "see mmspec --help")
+            raise UsageError("mmspec: choose a command; see mmspec --help")
         if args.cmd == "spec" and not args.spec_cmd:
             raise UsageError("mmspec spec: choose list, show, dump or render")
+        for cmd, attr in (("explore", "explore_cmd"), ("simulate", "simulate_cmd")):
+            if args.cmd == cmd and not getattr(args, attr, None):
+                raise UsageError(f"mmspec {cmd}: choose what to {cmd}; see mmspec {cmd} --help")
         return int(args.func(args))
     except UsageError as e:
         print(str(e), file=sys.stderr)

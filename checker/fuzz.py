@@ -245,20 +245,37 @@ def _first_failure(e: BaseException) -> BaseException:
     return e
 
 
+#: Lockstep areas for ``mmspec fuzz AREA``: name -> function from an implementation name
+#: (``reference``, ``spec``, ``mutant:NAME``, ``package.module:Class``) to the state-machine
+#: class that drives it. Other areas register theirs with :func:`register_area` from their
+#: ``checker.commands`` module. A machine may set the class attribute ``first_failure_at``
+#: (``time.monotonic()``) when it first fails, for ``detected_after``.
+AREAS: dict[str, Callable[[str], type[RuleBasedStateMachine]]] = {}
+
+
+def register_area(name: str, machine_for_impl: Callable[[str], type[RuleBasedStateMachine]]
+                  ) -> None:
+    AREAS[name] = machine_for_impl
+
+
+register_area("alloc", lambda impl: machine_for(resolve_impl(impl)))
+
+
 def run_fuzz(impl: str, seconds: float | None = None, examples: int | None = None,
              seed: int = 0, steps: int = 30, batch: int = 25,
              shrink_seconds: float = 30.0,
-             tick: Callable[[int], None] | None = None) -> FuzzResult:
-    """Run the lockstep machine until ``seconds`` pass or ``examples`` have run.
+             tick: Callable[[int], None] | None = None, area: str = "alloc") -> FuzzResult:
+    """Run the lockstep machine of ``area`` until ``seconds`` pass or ``examples`` have run.
 
     Each batch runs with seed ``seed + i`` so a time-bounded run keeps discovering; the first
     failure stops the run and its shrunk program is returned. ``seconds`` bounds the search;
     shrinking a failure, once found, may take longer (``detected_after`` says when it was
-    found).
+    found). Raises ``ValueError`` for an unknown area or implementation.
     """
-    factory = resolve_impl(impl)
-    machine = machine_for(factory)
-    machine.first_failure_at = None
+    if area not in AREAS:
+        raise ValueError(f"unknown area {area!r} (known: {', '.join(sorted(AREAS))})")
+    machine = AREAS[area](impl)
+    machine.first_failure_at = None  # type: ignore[attr-defined]
     # Hypothesis stops shrinking after MAX_SHRINKING_SECONDS (300 by default); a fuzzing run
     # wants its counterexample sooner. The shrunk program is still a valid reproduction.
     saved_limit = engine.MAX_SHRINKING_SECONDS
@@ -269,7 +286,7 @@ def run_fuzz(impl: str, seconds: float | None = None, examples: int | None = Non
         engine.MAX_SHRINKING_SECONDS = saved_limit
 
 
-def _run_batches(impl: str, machine: type[AllocLockstep], seconds: float | None,
+def _run_batches(impl: str, machine: type[RuleBasedStateMachine], seconds: float | None,
                  examples: int | None, seed: int, steps: int, batch: int,
                  tick: Callable[[int], None] | None) -> FuzzResult:
     start = time.monotonic()
@@ -298,7 +315,7 @@ def _run_batches(impl: str, machine: type[AllocLockstep], seconds: float | None,
             msg = str(e).strip().splitlines()
             notes = "\n".join(getattr(e, "__notes__", []))
             program = (out.getvalue() + "\n" + notes).strip()
-            found = machine.first_failure_at
+            found = getattr(machine, "first_failure_at", None)
             return FuzzResult(impl, done + n, time.monotonic() - start,
                               failure=f"{type(e).__name__}: {msg[0] if msg else ''}",
                               program=program,

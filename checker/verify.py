@@ -103,5 +103,13 @@ def verify(fuzz_seconds: float = 15.0, steps: int = 1500, seed: int = 0,
         report["checks"].append({"name": "live kernel snapshot (/proc)", "ok": True,
                                  "skipped": "/proc/pagetypeinfo is not readable here",
                                  "seconds": 0.0, "detail": "skipped", "violations": []})
+    from checker.commands import discover
+
+    for plugin in discover():
+        for name, run in getattr(plugin, "verify_checks", lambda: [])():
+            t = time.monotonic()
+            check = {"name": name, "violations": [], "detail": "", **run()}
+            check["seconds"] = round(time.monotonic() - t, 2)
+            report["checks"].append(check)
     report["ok"] = all(c["ok"] for c in report["checks"])
     return report

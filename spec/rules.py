@@ -19,10 +19,32 @@ AREAS = ("ALLOC", "NOLOCK", "KSM", "TIER", "CORE")
 KINDS = ("INV", "OP", "POL", "PROP")
 RULE_ID = re.compile(r"^(ALLOC|NOLOCK|KSM|TIER|CORE)-(INV|OP|POL|PROP)-(\d{3})$")
 
-#: Kernel-version variants known to the spec. Behaviour that changed between releases
+#: Kernel-version variants of the ALLOC area. Behaviour that changed between releases
 #: is a variant of one spec, never a fork of the code.
 VARIANTS: tuple[str, ...] = ("v6.15", "v6.18")
 DEFAULT_VARIANT = "v6.18"
+
+#: Variants per area. Each area registers its own names (``register_variants``); a rule
+#: registered without ``variants`` applies to every variant of its area.
+AREA_VARIANTS: dict[str, tuple[str, ...]] = {"ALLOC": VARIANTS}
+
+
+def register_variants(area: str, names: tuple[str, ...]) -> tuple[str, ...]:
+    """Declare the variants of ``area`` (idempotent for the same names)."""
+    if area not in AREAS:
+        raise RuleError(f"unknown area {area!r}")
+    old = AREA_VARIANTS.get(area)
+    if old is not None and old != tuple(names) and area != "ALLOC":
+        raise RuleError(f"variants of {area} declared twice, differently")
+    AREA_VARIANTS[area] = tuple(names)
+    return AREA_VARIANTS[area]
+
+
+def all_variants() -> tuple[str, ...]:
+    seen: dict[str, None] = {}
+    for names in AREA_VARIANTS.values():
+        seen.update(dict.fromkeys(names))
+    return tuple(seen)
 
 
 class RuleError(Exception):
@@ -70,12 +92,14 @@ def _check_id(rule_id: str) -> None:
         raise RuleError(f"rule ID {rule_id} registered twice")
 
 
-def _variants(variants: tuple[str, ...] | None) -> tuple[str, ...]:
+def _variants(rule_id: str, variants: tuple[str, ...] | None) -> tuple[str, ...]:
+    area = rule_id.split("-")[0]
+    known = AREA_VARIANTS.get(area, (DEFAULT_VARIANT,))
     if variants is None:
-        return VARIANTS
-    unknown = [v for v in variants if v not in VARIANTS]
+        return known
+    unknown = [v for v in variants if v not in known]
     if unknown:
-        raise RuleError(f"unknown variants {unknown}")
+        raise RuleError(f"rule {rule_id}: unknown {area} variants {unknown} (known: {known})")
     return tuple(variants)
 
 
@@ -88,7 +112,7 @@ def rule(rule_id: str, title: str, anchor: str,
         text = inspect.cleandoc(fn.__doc__ or "")
         if not text:
             raise RuleError(f"rule {rule_id} has no normative docstring")
-        RULES[rule_id] = Rule(rule_id, title, text, anchor, _variants(variants),
+        RULES[rule_id] = Rule(rule_id, title, text, anchor, _variants(rule_id, variants),
                               fn.__module__, fn.__qualname__, fn)
         ids = getattr(fn, "__rules__", ())
         try:
@@ -104,7 +128,7 @@ def declare(rule_id: str, title: str, text: str, anchor: str, obj: Any = None,
             module: str = "", variants: tuple[str, ...] | None = None) -> Rule:
     """Register a rule whose subject is a table or constant rather than a function."""
     _check_id(rule_id)
-    r = Rule(rule_id, title, inspect.cleandoc(text), anchor, _variants(variants),
+    r = Rule(rule_id, title, inspect.cleandoc(text), anchor, _variants(rule_id, variants),
              module, "", obj)
     RULES[rule_id] = r
     return r
@@ -118,20 +142,19 @@ def rules_of(obj: Any) -> tuple[str, ...]:
 def load_all() -> dict[str, Rule]:
     """Import every module that registers rules, and return the registry."""
     import importlib
+    import pkgutil
 
+    import spec
+
+    for info in sorted(pkgutil.iter_modules(spec.__path__), key=lambda m: m.name):
+        importlib.import_module(f"spec.{info.name}")
     for name in RULE_MODULES:
         importlib.import_module(name)
     return RULES
 
 
-#: Modules that register rules. ``mmspec spec list`` imports all of them.
+#: Modules outside ``spec`` that register rules (every ``spec`` module is imported anyway).
+#: ``mmspec spec list`` imports all of them.
 RULE_MODULES: tuple[str, ...] = (
-    "spec.constants",
-    "spec.watermark",
-    "spec.buddy",
-    "spec.fallback",
-    "spec.pcp",
-    "spec.page_alloc",
-    "spec.invariants",
     "checker.snapshot",
 )
