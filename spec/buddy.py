@@ -1,7 +1,8 @@
 """Buddy arithmetic, free-list primitives, splitting and merging.
 
-The arithmetic helpers (``find_buddy_pfn``, ``combined_pfn``, ...) use only ``^``, ``&``,
-``<<`` and comparisons, so the proofs run them on Z3 bit-vectors unchanged.
+The arithmetic helpers (``find_buddy_pfn``, ``combined_pfn``, ``is_aligned``,
+``pageblock_align``, ``split_pieces``) use only ``^``, ``&``, ``~``, ``+``, ``<<`` and
+comparisons, so the proofs run them on Z3 bit-vectors unchanged.
 """
 
 from __future__ import annotations
@@ -41,6 +42,23 @@ def combined_pfn(pfn: Any, buddy_pfn: Any) -> Any:
 
 def is_aligned(pfn: Any, order: Any) -> Any:
     return pfn & ((1 << order) - 1) == 0
+
+
+def pageblock_align(pfn: Any, pageblock_order: Any) -> Any:
+    """``pageblock_start_pfn``: the first pfn of the pageblock holding ``pfn``."""
+    return pfn & ~((1 << pageblock_order) - 1)
+
+
+def split_pieces(pfn: Any, low: int, high: int) -> list[tuple[Any, int]]:
+    """The upper halves ``expand`` puts back when it splits ``pfn`` from ``high`` down to
+    ``low``, in the order it puts them back: ``(pfn + size, order)``."""
+    size = 1 << high
+    pieces = []
+    while high > low:
+        high -= 1
+        size >>= 1
+        pieces.append((pfn + size, high))
+    return pieces
 
 
 # --- free-list primitives (6.10+ "freelist hygiene") -------------------------------------------
@@ -203,13 +221,10 @@ def expand(w: Work, pfn: int, low: int, high: int, migratetype: int) -> int:
     the upper half ``pfn + size`` on the **head** of ``free_list[migratetype]`` at the order
     just below. Returns the number of pages put back.
     """
-    size = 1 << high
     nr_added = 0
-    while high > low:
-        high -= 1
-        size >>= 1
-        add_to_free_list(w, pfn + size, high, migratetype, tail=False)
-        nr_added += size
+    for piece_pfn, order in split_pieces(pfn, low, high):
+        add_to_free_list(w, piece_pfn, order, migratetype, tail=False)
+        nr_added += 1 << order
     return nr_added
 
 
@@ -239,7 +254,7 @@ def rmqueue_smallest(w: Work, order: int, migratetype: int) -> int | None:
 
 
 def pageblock_start_pfn(w: Work, pfn: int) -> int:
-    return pfn & ~(w.config.pageblock_nr_pages - 1)
+    return pageblock_align(pfn, w.config.pageblock_order)
 
 
 def count_block_pages(w: Work, start_pfn: int) -> tuple[int, int]:

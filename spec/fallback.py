@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from spec.buddy import (
     account_freepages,
     change_pageblock_range,
@@ -27,7 +29,7 @@ from spec.constants import (
     migratetype_is_mergeable,
 )
 from spec.rules import rule
-from spec.watermark import boost_watermark, highatomic_max
+from spec.watermark import INT, boost_watermark, highatomic_max
 from spec.zone import ZONE_BOOSTED_WATERMARK, Work
 
 RMQUEUE_NORMAL = 0
@@ -38,8 +40,8 @@ RMQUEUE_STEAL = 3
 
 @rule("ALLOC-POL-030", "When a fallback may claim the whole pageblock",
       "mm/page_alloc.c:should_try_claim_block @ v6.18")
-def should_try_claim_block(order: int, start_mt: int, pageblock_order: int,
-                           page_group_by_mobility_disabled: bool = False) -> bool:
+def should_try_claim_block(order: Any, start_mt: Any, pageblock_order: Any,
+                           page_group_by_mobility_disabled: Any = False, ops: Any = INT) -> Any:
     """
     ``order`` is the order of the candidate free block. Claiming is tried when it is at least
     a pageblock, or at least half a pageblock's order (``pageblock_order / 2``), or when the
@@ -47,12 +49,11 @@ def should_try_claim_block(order: int, start_mt: int, pageblock_order: int,
     when mobility grouping is disabled. Otherwise (MOVABLE from a small block) the request
     steals instead.
     """
-    if order >= pageblock_order:
-        return True
-    if (order >= pageblock_order // 2 or start_mt == MIGRATE_RECLAIMABLE
-            or start_mt == MIGRATE_UNMOVABLE or page_group_by_mobility_disabled):
-        return True
-    return False
+    return ops.or_(order >= pageblock_order,
+                   order >= ops.div(pageblock_order, 2),
+                   start_mt == MIGRATE_RECLAIMABLE,
+                   start_mt == MIGRATE_UNMOVABLE,
+                   page_group_by_mobility_disabled)
 
 
 def find_suitable_fallback(w: Work, order: int, migratetype: int, claimable: bool) -> int:
@@ -71,16 +72,16 @@ def find_suitable_fallback(w: Work, order: int, migratetype: int, claimable: boo
 
 @rule("ALLOC-POL-031", "The claim threshold: half a pageblock free or compatible",
       "mm/page_alloc.c:try_to_claim_block @ v6.18")
-def claim_threshold_met(free_pages: int, alike_pages: int, pageblock_order: int,
-                        page_group_by_mobility_disabled: bool = False) -> bool:
+def claim_threshold_met(free_pages: Any, alike_pages: Any, pageblock_order: Any,
+                        page_group_by_mobility_disabled: Any = False, ops: Any = INT) -> Any:
     """
     A fallback claims a pageblock smaller than its candidate's order only when
     ``free_pages + alike_pages >= 1 << (pageblock_order - 1)`` (half a pageblock), or mobility
     grouping is disabled. ``alike_pages`` are the movable pages for a MOVABLE request; for
     another request in a MOVABLE block, the pages that are neither free nor movable; else 0.
     """
-    return (free_pages + alike_pages >= (1 << (pageblock_order - 1))
-            or page_group_by_mobility_disabled)
+    return ops.or_(free_pages + alike_pages >= (1 << (pageblock_order - 1)),
+                   page_group_by_mobility_disabled)
 
 
 @rule("ALLOC-OP-010", "Claiming a pageblock for another migratetype",

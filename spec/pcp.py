@@ -8,11 +8,13 @@ nolock API). The vmstat worker's ``decay_pcp_high`` is time-driven and not model
 
 from __future__ import annotations
 
+from typing import Any
+
 from spec.buddy import FPI_NONE, free_one_page_locked
 from spec.constants import PAGE_ALLOC_COSTLY_ORDER, PCP_BATCH_SCALE_MAX, WMARK_HIGH
 from spec.fallback import RMQUEUE_NORMAL, rmqueue
 from spec.rules import rule
-from spec.watermark import zone_watermark_ok
+from spec.watermark import INT, zone_watermark_ok
 from spec.zone import (
     PCPF_FREE_HIGH_BATCH,
     PCPF_PREV_FREE_HIGH_ORDER,
@@ -144,12 +146,16 @@ def nr_pcp_free(pcp: _WorkPcp, batch: int, high: int, free_high: bool) -> int:
     disabled pageset (high < batch) one page; else ``free_count`` clamped into
     [batch, high - batch], which leaves at least ``batch`` pages on the lists.
     """
-    if free_high:
-        return min(pcp.count, batch << PCP_BATCH_SCALE_MAX)
-    if high < batch:
-        return 1
+    return int(nr_pcp_free_pages(pcp.count, pcp.free_count, batch, high, free_high))
+
+
+def nr_pcp_free_pages(count: Any, free_count: Any, batch: Any, high: Any, free_high: Any,
+                      ops: Any = INT) -> Any:
+    """ALLOC-POL-042's arithmetic on the per-CPU counters (ints or Z3 bit-vectors)."""
     # clamp_t(int, free_count, batch, high - batch) = min(max(v, lo), hi)
-    return min(max(pcp.free_count, batch), high - batch)
+    clamped = ops.min(ops.max(free_count, batch), high - batch)
+    return ops.ite(free_high, ops.min(count, batch << PCP_BATCH_SCALE_MAX),
+                   ops.ite(high < batch, 1, clamped))
 
 
 @rule("ALLOC-OP-022", "Draining per-CPU pages to the buddy lists",
