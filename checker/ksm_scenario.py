@@ -337,3 +337,68 @@ def diff_records(want: dict[str, Any], got: dict[str, Any]) -> list[str]:
         if x.get("sksm") != y.get("sksm"):
             out.append(f"scan {n}: sksm {x.get('sksm')} vs {y.get('sksm')}")
     return out
+
+
+def random_scenario(seed: int, max_pages: int = 40, chains: bool = True) -> dict[str, Any]:
+    """A random valid scenario (JSON form): small processes over a few shared labels, with
+    madvise ranges, writes, forks, munmaps, exits and scans. Deterministic in ``seed``."""
+    import random
+    rng = random.Random(seed)
+    labels = ["A", "B", "C", "0", "u"]
+    knobs = {"use_zero_pages": rng.randint(0, 1), "smart_scan": rng.choice((0, 0, 1)),
+             "max_page_sharing": rng.choice((2, 3, 4, 256, 256)) if chains else 256}
+    procs: dict[str, list[list[Any]]] = {}
+    size: dict[str, int] = {}
+    for n in range(rng.randint(1, 3)):
+        runs, total = [], 0
+        while total < 2 or (total < max_pages // 2 and rng.random() < 0.7):
+            c = rng.randint(1, 6)
+            runs.append([rng.choice(labels), c])
+            total += c
+        procs[f"p{n}"] = runs
+        size[f"p{n}"] = total
+    mapped = {p: [True] * s for p, s in size.items()}
+    steps: list[dict[str, Any]] = []
+    for p, s in size.items():
+        if rng.random() < 0.9:
+            st = 0 if rng.random() < 0.6 else rng.randrange(s)
+            steps.append({"op": "madvise", "process": p, "start": st, "count": s - st,
+                          "advice": "mergeable"})
+    steps.append({"op": "scan"})
+    nfork = 0
+    for _ in range(rng.randint(2, 6)):
+        live = sorted(size)
+        if not live:
+            break
+        p = rng.choice(live)
+        r = rng.random()
+        if r < 0.45:
+            pages = [i for i in range(size[p]) if mapped[p][i]]
+            if pages:
+                steps.append({"op": "write", "process": p, "page": rng.choice(pages),
+                              "content": rng.choice(labels)})
+        elif r < 0.6:
+            st = rng.randrange(size[p])
+            steps.append({"op": "madvise", "process": p, "start": st,
+                          "count": rng.randint(1, size[p] - st),
+                          "advice": rng.choice(("mergeable", "unmergeable"))})
+        elif r < 0.7 and nfork < 2:
+            child = f"c{nfork}"
+            nfork += 1
+            steps.append({"op": "fork", "process": p, "child": child})
+            size[child] = size[p]
+            mapped[child] = list(mapped[p])
+        elif r < 0.8:
+            st = rng.randrange(size[p])
+            cnt = rng.randint(1, min(4, size[p] - st))
+            steps.append({"op": "munmap", "process": p, "start": st, "count": cnt})
+            for i in range(st, st + cnt):
+                mapped[p][i] = False
+        elif r < 0.85 and len(live) > 1:
+            steps.append({"op": "exit", "process": p})
+            del size[p]
+        else:
+            steps.append({"op": "scan"})
+    steps.append({"op": "scan"})
+    return {"knobs": knobs, "processes": procs, "steps": steps,
+            "source": f"checker.ksm_scenario.random_scenario({seed})"}
