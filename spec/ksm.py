@@ -965,8 +965,8 @@ def check_stable_nodes(s: KsmState) -> list[str]:
     """A stable node with rmap_items points to a KSM page with at least one mapping; its
     rmap_hlist_len never exceeds max_page_sharing except by appends of forked KSM mappings
     (max_page_sharing_bypass); every item on a node maps that node's page or was left
-    there for ksmd's next visit; a chain has at least one dup, and dups of one content are
-    distinct KSM pages with the same content."""
+    there for ksmd's next visit; dups of a chain are distinct KSM pages of the chain's
+    content (a chain may be left with no dup until its next lookup frees it)."""
     bad = []
     for node in s.nodes.values():
         if node.hlist and node.kpage in s.pages:
@@ -976,8 +976,8 @@ def check_stable_nodes(s: KsmState) -> list[str]:
         if len(node.hlist) - node.bypassed > s.max_page_sharing:
             bad.append(f"stable node {node.id} holds {len(node.hlist)} > max_page_sharing")
     for chain in s.chains.values():
-        if not chain.dups:
-            bad.append(f"chain {chain.id} has no dup")
+        if any(s.nodes[d].content != chain.content for d in chain.dups):
+            bad.append(f"chain {chain.id} has a dup of another content")
         if len({s.nodes[d].kpage for d in chain.dups}) != len(chain.dups):
             bad.append(f"chain {chain.id} has two dups on one page")
     return bad
