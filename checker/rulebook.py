@@ -108,3 +108,48 @@ def dump() -> dict[str, Any]:
             "percpu_high_fraction_min": MIN_PERCPU_PAGELIST_HIGH_FRACTION,
         },
     }
+
+
+def spec_diff(a: str, b: str) -> dict[str, Any]:
+    """Which rules differ between variants ``a`` and ``b`` (``mmspec spec diff A B``).
+
+    A rule differs when it applies to only one of them, or when its code consults a variant
+    feature (``spec.rules.ALLOC_VARIANT_FEATURES``; the ``defrag_mode`` feature is the knob
+    itself) that one variant has and the other lacks, or compares the core's variant names
+    (``alloc_base_variant``) that differ. Raises KeyError for an unknown variant.
+    """
+    from spec.rules import ALLOC_VARIANT_FEATURES, AREA_VARIANTS, all_variants, alloc_base_variant
+
+    load_all()
+    known = all_variants()
+    for v in (a, b):
+        if v not in known:
+            raise KeyError(f"unknown variant {v!r} (known: {', '.join(known)})")
+    fa = ALLOC_VARIANT_FEATURES.get(a, frozenset())
+    fb = ALLOC_VARIANT_FEATURES.get(b, frozenset())
+    changed = sorted(fa ^ fb)
+    base_differs = (a in ALLOC_VARIANT_FEATURES and b in ALLOC_VARIANT_FEATURES
+                    and alloc_base_variant(a) != alloc_base_variant(b))
+    out = []
+    for r in rules():
+        area_variants = AREA_VARIANTS.get(r.area, ())
+        if a not in area_variants or b not in area_variants:
+            continue  # the two are not variants of this rule's area
+        in_a, in_b = a in r.variants, b in r.variants
+        if in_a != in_b:
+            out.append({"id": r.id, "title": r.title,
+                        "change": f"only in {a if in_a else b}"})
+            continue
+        if not in_a or r.area != "ALLOC":
+            continue
+        src = r.source()
+        hits = [f for f in changed if f'"{f}"' in src or (f == "defrag_mode" and
+                                                          "defrag_mode" in src)]
+        if base_differs and ('"v6.15"' in src or "alloc_base_variant" in src):
+            hits.append(f"core version {alloc_base_variant(a)} vs {alloc_base_variant(b)}")
+        if hits:
+            out.append({"id": r.id, "title": r.title,
+                        "change": "behaviour differs: " + ", ".join(hits)})
+    return {"a": a, "b": b, "features": {"only_" + a: sorted(fa - fb),
+                                         "only_" + b: sorted(fb - fa)},
+            "rules": out}

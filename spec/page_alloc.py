@@ -52,7 +52,7 @@ from spec.fallback import (
     unreserve_highatomic_pageblock as _unreserve,
 )
 from spec.pcp import drain_pages_zone, free_pcp_commit, rmqueue_pcplist
-from spec.rules import rule
+from spec.rules import alloc_base_variant, rule
 from spec.watermark import pcp_batch_high, zone_watermark_fast, zone_wmarks
 from spec.zone import (
     PCPF_FREE_HIGH_BATCH,
@@ -230,7 +230,8 @@ def alloc_pages(z: Zone, gfp: int, order: int, cpu: int = 0) -> tuple[Zone, int 
         alloc_flags |= ALLOC_CMA
     page = get_page_from_freelist_work(w, gfp, order, alloc_flags, cpu)
     if page is None:
-        slow_flags = gfp_to_alloc_flags(gfp, order, cfg.defrag_mode, cfg.variant)
+        slow_flags = gfp_to_alloc_flags(gfp, order, cfg.defrag_mode,
+                                        alloc_base_variant(cfg.variant))
         page = get_page_from_freelist_work(w, gfp, order, slow_flags, cpu)
     return w.freeze(), page
 
@@ -247,21 +248,26 @@ def free_pages(z: Zone, pfn: int, order: int, cpu: int = 0) -> tuple[Zone, None]
     """
     w = Work(z)
     _check_cpu(w, cpu)
+    free_pages_work(w, pfn, order, cpu)
+    return w.freeze(), None
+
+
+def free_pages_work(w: Work, pfn: int, order: int, cpu: int) -> None:
+    """ALLOC-OP-034 on the working copy (reclaim and compaction free through it)."""
     a = w.allocated.get(pfn)
     if a is None or a.order != order:
         raise SpecError(f"free of pfn {pfn} order {order}: not an allocated block")
     del w.allocated[pfn]
     if not w.config.pcp_allowed_order(order):
         split_large_buddy(w, pfn, order)
-        return w.freeze(), None
+        return
     mt = w.get_pfnblock_migratetype(pfn)
     if mt >= MIGRATE_PCPTYPES:
         if mt == MIGRATE_ISOLATE:
             split_large_buddy(w, pfn, order)
-            return w.freeze(), None
+            return
         mt = MIGRATE_MOVABLE
     free_pcp_commit(w, cpu, pfn, order, mt)
-    return w.freeze(), None
 
 
 def drain_pages(z: Zone, cpu: int) -> tuple[Zone, None]:

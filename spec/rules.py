@@ -21,8 +21,53 @@ RULE_ID = re.compile(r"^(ALLOC|NOLOCK|KSM|TIER|CORE)-(INV|OP|POL|PROP)-(\d{3})$"
 
 #: Kernel-version variants of the ALLOC area. Behaviour that changed between releases
 #: is a variant of one spec, never a fork of the code.
-VARIANTS: tuple[str, ...] = ("v6.15", "v6.18")
+#: The reliable-huge-page series (J. Weiner, March 2025) appears as named variants:
+#: ``v6.14`` before it, ``defrag_mode-original`` (patch 3 as first posted, with the
+#: ``alloc_flags &= ALLOC_NOFRAGMENT`` slip), ``defrag_mode`` (patch 3 with the retry fix),
+#: ``defrag_mode+async`` (patches 3-4), ``v6.15`` (the whole series and its 6.15-rc fixes),
+#: ``v6.18``, and ``v6.18+atomic-fix`` (the 2026 fix for allocations that cannot reclaim).
+VARIANTS: tuple[str, ...] = ("v6.14", "defrag_mode-original", "defrag_mode", "defrag_mode+async",
+                             "v6.15", "v6.18", "v6.18+atomic-fix")
 DEFAULT_VARIANT = "v6.18"
+
+#: What each ALLOC variant has, by feature; code asks :func:`alloc_has` instead of comparing
+#: variant names, so a new variant is one line here.
+#:
+#: ``defrag_mode``: the vm.defrag_mode knob and its allocator semantics (e3aa7df331bc);
+#: ``defrag_retry_unchecked``: the first posting's last-ditch retry, ``alloc_flags &=
+#: ALLOC_NOFRAGMENT`` taken unconditionally (fixed by 7a95a05f15d5);
+#: ``kswapd_pageblock_order``: kswapd/kcompactd woken for whole pageblocks (101f9d666e4d);
+#: ``pageblock_watermarks``: NR_FREE_PAGES_BLOCKS goals for kswapd/kcompactd (a211c6550efc,
+#: with the 6.15-rc3 fix that uses it only for order > 0);
+#: ``highatomic_min_reserve``: ALLOC_HIGHATOMIC only with __GFP_HIGH (6.18);
+#: ``free_high_min``: the pcp free_high threshold batch + high_min/2 (6.16);
+#: ``atomic_fix``: non-reclaiming allocations that may wake kswapd drop ALLOC_NOFRAGMENT
+#: instead of failing (2026, Fixes: e3aa7df331bc).
+_SERIES = ("defrag_mode", "kswapd_pageblock_order", "pageblock_watermarks")
+ALLOC_VARIANT_FEATURES: dict[str, frozenset[str]] = {
+    "v6.14": frozenset(),
+    "defrag_mode-original": frozenset({"defrag_mode", "defrag_retry_unchecked"}),
+    "defrag_mode": frozenset({"defrag_mode"}),
+    "defrag_mode+async": frozenset({"defrag_mode", "kswapd_pageblock_order"}),
+    "v6.15": frozenset(_SERIES),
+    "v6.18": frozenset({*_SERIES, "highatomic_min_reserve", "free_high_min"}),
+    "v6.18+atomic-fix": frozenset({*_SERIES, "highatomic_min_reserve", "free_high_min",
+                                   "atomic_fix"}),
+}
+
+
+def alloc_has(variant: str, feature: str) -> bool:
+    """Whether ALLOC ``variant`` has ``feature`` (see ALLOC_VARIANT_FEATURES)."""
+    return feature in ALLOC_VARIANT_FEATURES[variant]
+
+
+def alloc_base_variant(variant: str) -> str:
+    """The variant name the ALLOC core's name comparisons understand (``v6.15``/``v6.18``).
+
+    The core (gfp_to_alloc_flags, the pcp free_high threshold) tells 6.15 from 6.18 by name;
+    variants before 6.16 behave as ``v6.15`` there.
+    """
+    return "v6.18" if alloc_has(variant, "highatomic_min_reserve") else "v6.15"
 
 #: Variants per area. Each area registers its own names (``register_variants``); a rule
 #: registered without ``variants`` applies to every variant of its area.

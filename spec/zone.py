@@ -27,7 +27,7 @@ from spec.constants import (
     PAGE_ALLOC_COSTLY_ORDER,
     PAGE_SHIFT,
 )
-from spec.rules import DEFAULT_VARIANT, VARIANTS
+from spec.rules import DEFAULT_VARIANT, VARIANTS, alloc_has
 
 
 class SpecError(Exception):
@@ -80,6 +80,8 @@ class ZoneConfig:
     def __attrs_post_init__(self) -> None:
         if self.variant not in VARIANTS:
             raise SpecError(f"unknown variant {self.variant!r}; known: {', '.join(VARIANTS)}")
+        if self.defrag_mode and not alloc_has(self.variant, "defrag_mode"):
+            raise SpecError(f"variant {self.variant} has no vm.defrag_mode knob")
         if self.nr_pageblocks < 1 or self.nr_cpus < 1:
             raise SpecError("a zone needs at least one pageblock and one CPU")
         if not 0 <= self.pageblock_order <= self.max_page_order:
