@@ -71,13 +71,14 @@ class NolockReport:
                 "violations": self.violations}
 
 
-def run(variant: str = "v6.18", bound: int = 1, config: NolockConfig | None = None,
+def run(variant: str = "v6.18", bound: int = 1, cpus: int | None = None,
+        config: NolockConfig | None = None,
         max_states: int | None = None, stop_at_first: bool = False,
         tick: Callable[[int], None] | None = None) -> NolockReport:
     """Explore ``config`` (default: :func:`default_config` of ``variant``)."""
     if variant not in ALL_VARIANTS:
         raise ValueError(f"unknown variant {variant!r} (known: {', '.join(ALL_VARIANTS)})")
-    cfg = config or default_config(variant, bound)
+    cfg = config or default_config(variant, bound, cpus)
     m = NolockModel(cfg)
 
     def succ(s: Any) -> Any:
@@ -128,3 +129,147 @@ def load_manifest() -> dict[str, Any]:
 
 def default_variants() -> tuple[str, ...]:
     return VARIANTS
+
+
+# --- lockstep: the reference against the spec, with random interleavings --------------------
+
+def deferral_config() -> NolockConfig:
+    """Two CPUs whose tasks take zone->lock while NMIs on both free preowned pages with
+    free_pages_nolock: the shortest way to several pages on zone->trylock_free_pages."""
+    from spec.nolock import ALLOC_KERNEL, FREE, FREE_NOLOCK, NMI, NO_HANDLER
+    return NolockConfig(
+        variant="v6.18", nr_cpus=2, nr_pages=4, tasks=((ALLOC_KERNEL, FREE),) * 2,
+        handlers=((NO_HANDLER, NO_HANDLER, NO_HANDLER, (FREE_NOLOCK,)),) * 2,
+        preowned=((0, NMI, 2), (1, NMI, 3)))
+
+
+def _reference(config: NolockConfig) -> Any:
+    from reference.nolock import NolockMachine
+    return NolockMachine(config)
+
+
+def machine_for_impl(impl: str) -> type[Any]:
+    """The lockstep state machine for ``reference``, ``spec``, ``mutant:NAME`` or
+    ``package.module:Class`` (a class taking a NolockConfig, with ``step(cpu) -> bool``,
+    ``interrupt(cpu, level)`` and ``abstract() -> NolockState``)."""
+    import importlib
+
+    from hypothesis import strategies as st
+    from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, rule
+
+    from spec.nolock import observe
+
+    factory: Callable[[NolockConfig], Any]
+    if impl == "reference":
+        factory = _reference
+    elif impl == "spec":
+        factory = SpecMachine
+    elif impl.startswith("mutant:"):
+        from reference.nolock import MUTANTS
+        key = impl.split(":", 1)[1]
+        if key not in MUTANTS:
+            raise ValueError(f"unknown nolock mutant {key!r}; known: {', '.join(sorted(MUTANTS))}")
+        factory = MUTANTS[key]
+    elif ":" in impl:
+        mod, _, cls = impl.partition(":")
+        try:
+            factory = getattr(importlib.import_module(mod), cls)
+        except (ImportError, AttributeError) as e:
+            raise ValueError(f"cannot load implementation {impl!r}: {e}") from None
+    else:
+        raise ValueError(f"unknown implementation {impl!r} (reference, spec, mutant:NAME, "
+                         "mod:Class)")
+
+    class NolockLockstep(RuleBasedStateMachine):
+        """Spec and implementation driven by the same moves: a step of the innermost context
+        of a CPU, or an interrupt arriving; the strategy picks among the moves the spec
+        allows. After every move the implementation's abstraction must equal the spec's
+        observation, and the spec state must satisfy every state rule."""
+
+        first_failure_at: float | None = None
+
+        def __init__(self) -> None:
+            super().__init__()
+            self.m: NolockModel | None = None
+            self.s: NolockState | None = None
+            self.impl: Any = None
+
+        def _fail(self, msg: str) -> None:
+            import time
+            if type(self).first_failure_at is None:
+                type(self).first_failure_at = time.monotonic()
+            raise AssertionError(msg)
+
+        @initialize(variant=st.sampled_from(VARIANTS), cpus=st.integers(1, 2),
+                    wmark=st.integers(0, 1), batch=st.integers(1, 2), high=st.integers(1, 3),
+                    deferrals=st.booleans())
+        def setup(self, variant: str, cpus: int, wmark: int, batch: int, high: int,
+                  deferrals: bool) -> None:
+            if deferrals and variant == "v6.18":
+                base = deferral_config()
+            else:
+                base = default_config(variant, 1, None if variant == "SMP=n" else cpus)
+            cfg = attrs.evolve(base, wmark_min=wmark, wmark_low=wmark + 1, pcp_batch=batch,
+                               pcp_high=high)
+            self.m = NolockModel(cfg)
+            self.s = self.m.initial()
+            self.impl = factory(cfg)
+
+        @rule(choice=st.integers(0, 63))
+        def move(self, choice: int) -> None:
+            if self.m is None or self.s is None:
+                return
+            moves = [(lab, t) for lab, t in successors(self.m, self.s) if not t.bad
+                     or t.bad not in ("NOLOCK-PROP-001", "NOLOCK-PROP-002")]
+            if not moves:
+                return
+            (cpu, level, opi, what), t = moves[choice % len(moves)]
+            if opi < 0:
+                self.impl.interrupt(cpu, level)
+            elif not self.impl.step(cpu):
+                self._fail(f"cpu{cpu} {what}: the implementation waits, the spec does not")
+            self.s = t
+
+        @invariant()
+        def same(self) -> None:
+            if self.m is None or self.s is None:
+                return
+            want, got = observe(self.s), observe(self.impl.abstract())
+            if want != got:
+                diffs = [f"{k}: spec {a!r}, implementation {b!r}"
+                         for k, a, b in zip(NolockState._fields, want, got, strict=True)
+                         if a != b]
+                self._fail("implementation differs from the spec: " + "; ".join(diffs))
+            bad = check_state(self.m, self.s)
+            if bad:
+                self._fail(f"spec state breaks {bad}:\n{describe_state(self.m, self.s)}")
+
+    return NolockLockstep
+
+
+class SpecMachine:
+    """The spec behind the implementation protocol (``--impl spec``: a self-check)."""
+
+    def __init__(self, config: NolockConfig) -> None:
+        from spec.nolock import STEPS, Wait
+        self.m = NolockModel(config)
+        self.s = self.m.initial()
+        self._steps, self._wait = STEPS, Wait
+
+    def step(self, cpu: int) -> bool:
+        top = self.s.stacks[cpu][-1]
+        r = self._steps[top[2]](self.m, self.s, cpu, top)
+        if isinstance(r, self._wait):
+            return False
+        self.s = r
+        return True
+
+    def interrupt(self, cpu: int, level: int) -> None:
+        for (c, lv, opi, _), t in successors(self.m, self.s):
+            if c == cpu and lv == level and opi < 0:
+                self.s = t
+                return
+        raise ValueError(f"no {level} interrupt possible on cpu{cpu}")
+
+    def abstract(self) -> NolockState:
+        return self.s

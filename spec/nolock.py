@@ -333,10 +333,23 @@ def entry(op: Op) -> str:
     return op[0]
 
 
+_FIELD = {name: i for i, name in enumerate(NolockState._fields)}
+_new = tuple.__new__
+
+
+def _with(s: NolockState, changes: dict[str, object]) -> NolockState:
+    """``s`` with some fields replaced (NamedTuple._replace, without its overhead)."""
+    fields = list(s)
+    for name, value in changes.items():
+        fields[_FIELD[name]] = value
+    return _new(NolockState, fields)  # type: ignore[no-any-return]
+
+
 def _set_top(s: NolockState, cpu: int, f: Frame, **changes: object) -> NolockState:
     stacks = list(s.stacks)
     stacks[cpu] = s.stacks[cpu][:-1] + (f,)
-    return s._replace(stacks=tuple(stacks), **changes)  # type: ignore[arg-type]
+    changes["stacks"] = tuple(stacks)
+    return _with(s, changes)
 
 
 def _goto(s: NolockState, cpu: int, f: Frame, label: str, tmp: int | None = None,
@@ -354,7 +367,8 @@ def _finish(m: NolockModel, s: NolockState, cpu: int, f: Frame,
         return _set_top(s, cpu, (f[0], f[1] + 1, entry(prog[f[1] + 1]), 0, f[4]), **changes)
     stacks = list(s.stacks)
     stacks[cpu] = s.stacks[cpu][:-1]
-    return s._replace(stacks=tuple(stacks), **changes)  # type: ignore[arg-type]
+    changes["stacks"] = tuple(stacks)
+    return _with(s, changes)
 
 
 def _me(cpu: int, f: Frame) -> int:
@@ -413,7 +427,7 @@ def _acquire(m: NolockModel, s: NolockState, cpu: int, f: Frame, lock: int,
                 m.lock_edges.add((m.lock_class(held), m.lock_class(lock)))
     if s.locks[lock] != -1:  # UP: the lock "succeeds" over its holder
         return s
-    return s._replace(locks=_locks(s, lock, me))
+    return _with(s, {"locks": _locks(s, lock, me)})
 
 
 def _release(s: NolockState, lock: int) -> tuple[int, ...]:
@@ -549,7 +563,7 @@ def rmqueue_bulk_take(m: NolockModel, s: NolockState, cpu: int,
 @step("rmqueue_bulk:spin_unlock_irqrestore", section=PCP | ZONE)
 def rmqueue_bulk_unlock(m: NolockModel, s: NolockState, cpu: int,
                         f: Frame) -> NolockState | Wait:
-    s = s._replace(locks=_release(s, ZONE_LOCK))
+    s = _with(s, {"locks": _release(s, ZONE_LOCK)})
     if f[3] == 0:
         return _goto(s, cpu, f, "rmqueue_pcplist:pcp_spin_unlock", tmp=-1, irq=-_irqsave(m))
     return _goto(s, cpu, f, "__rmqueue_pcplist:list_first_entry", irq=-_irqsave(m))
@@ -591,7 +605,7 @@ def rmqueue_pcplist_del(m: NolockModel, s: NolockState, cpu: int,
 @step("rmqueue_pcplist:pcp_spin_unlock", section=PCP)
 def rmqueue_pcplist_unlock(m: NolockModel, s: NolockState, cpu: int,
                            f: Frame) -> NolockState | Wait:
-    s = s._replace(locks=_release(s, m.pcp_lock(cpu)))
+    s = _with(s, {"locks": _release(s, m.pcp_lock(cpu))})
     irq = -pcp_trylock_irqs(m)
     if f[3] >= 0:
         return _goto(s, cpu, f, "__memcg_kmem_charge_page", irq=irq)
@@ -645,9 +659,9 @@ def del_page_from_free_list(m: NolockModel, s: NolockState, cpu: int,
 @step("rmqueue_buddy:spin_unlock_irqrestore", section=ZONE)
 def rmqueue_buddy_unlock(m: NolockModel, s: NolockState, cpu: int,
                          f: Frame) -> NolockState | Wait:
-    s = s._replace(locks=_release(s, ZONE_LOCK))
+    s = _with(s, {"locks": _release(s, ZONE_LOCK)})
     if f[3] < 0:
-        return _finish(m, s, cpu, f)
+        return _finish(m, s, cpu, (f[0], f[1], f[2], f[3], f[4] - _irqsave(m)))
     return _goto(s, cpu, f, "__memcg_kmem_charge_page", irq=-_irqsave(m))
 
 
@@ -706,7 +720,7 @@ def consume_stock_write(m: NolockModel, s: NolockState, cpu: int,
 @step("consume_stock:local_unlock_irqrestore", section=STOCK)
 def consume_stock_unlock(m: NolockModel, s: NolockState, cpu: int,
                          f: Frame) -> NolockState | Wait:
-    s = s._replace(locks=_release(s, m.stock_lock(cpu)))
+    s = _with(s, {"locks": _release(s, m.stock_lock(cpu))})
     return _finish(m, s, cpu, (f[0], f[1], f[2], f[3], f[4] - (0 if m.rt else 1)))
 
 
@@ -1030,10 +1044,10 @@ def successors(m: NolockModel, s: NolockState) -> list[tuple[Label, NolockState]
                 waiting = True
                 if waits_forever(s, cpu, r):
                     out.append(((cpu, top[0], top[1], top[2] + " waits forever"),
-                                s._replace(bad="NOLOCK-PROP-001")))
+                                _with(s, {"bad": "NOLOCK-PROP-001"})))
                 elif must_not_wait(m, cpu, top):
                     out.append(((cpu, top[0], top[1], top[2] + " waits"),
-                                s._replace(bad="NOLOCK-PROP-002")))
+                                _with(s, {"bad": "NOLOCK-PROP-002"})))
             else:
                 out.append(((cpu, top[0], top[1], top[2]), r))
         fired = s.fired[cpu]
@@ -1050,7 +1064,7 @@ def successors(m: NolockModel, s: NolockState) -> list[tuple[Label, NolockState]
             fl = list(s.fired)
             fl[cpu] = fired + (1 << (4 * level))
             out.append(((cpu, level, -1, CONTEXT_NAMES[level] + " enters"),
-                        s._replace(stacks=tuple(stacks), fired=tuple(fl))))
+                        _with(s, {"stacks": tuple(stacks), "fired": tuple(fl)})))
     return out
 
 
@@ -1161,8 +1175,31 @@ declare("NOLOCK-PROP-005", "Only ALLOC_TRYLOCK allocations fail because a lock i
         than fail; returning NULL because the lock was busy is reserved for ALLOC_TRYLOCK.
         """, "mm/page_alloc.c:rmqueue_buddy,rmqueue_bulk @ v6.18")
 
+ENTRY_STEPS = frozenset(("alloc_pages", "alloc_pages_nolock", "free_pages",
+                         "free_pages_nolock", "drain_pages"))
+
+
+@rule("NOLOCK-INV-004", "Operations start with interrupts and locks as their context had them",
+      "include/linux/irqflags.h,include/linux/spinlock.h:local_irq_restore,spin_unlock @ v6.18")
+def balanced(m: NolockModel, s: NolockState) -> str | None:
+    """
+    Every local_irq_save/spin_lock_irqsave is paired with its restore and every lock taken
+    is released on every path out of an operation: when a context starts an operation,
+    its interrupt state is the one it began with (enabled in task and softirq context,
+    disabled in hardirq and NMI context) and it holds no lock.
+    """
+    for cpu, stack in enumerate(s.stacks):
+        for f in stack:
+            if f[2] in ENTRY_STEPS:
+                if f[4] != (1 if f[0] >= HARDIRQ else 0):
+                    return f"cpu{cpu} {CONTEXT_NAMES[f[0]]} starts {f[2]} with irq depth {f[4]}"
+                if cpu * 4 + f[0] in s.locks:
+                    return f"cpu{cpu} {CONTEXT_NAMES[f[0]]} starts {f[2]} holding a lock"
+    return None
+
+
 STATE_RULES = (("NOLOCK-INV-001", page_places), ("NOLOCK-INV-002", sections_exclusive),
-               ("NOLOCK-INV-003", counters))
+               ("NOLOCK-INV-003", counters), ("NOLOCK-INV-004", balanced))
 
 
 def check_state(m: NolockModel, s: NolockState) -> str | None:
@@ -1186,7 +1223,8 @@ FREE_NOLOCK: Op = ("free_pages_nolock", 0)
 NO_HANDLER: tuple[Op, ...] = ()
 
 
-def default_config(variant: str = "v6.18", bound: int = 1) -> NolockConfig:
+def default_config(variant: str = "v6.18", bound: int = 1, cpus: int | None = None
+                   ) -> NolockConfig:
     """The default small configuration for a variant (broken variants use their base's).
 
     SMP (v6.18): two CPUs and three pages. CPU0's task allocates (GFP_KERNEL_ACCOUNT) and
@@ -1195,24 +1233,40 @@ def default_config(variant: str = "v6.18", bound: int = 1) -> NolockConfig:
     free_pages_nolock, then allocates with alloc_pages_nolock(__GFP_ACCOUNT) and frees that.
     PREEMPT_RT: the same, but the hardirq uses the nolock API too (a hard interrupt may not
     take a spinlock_t there). SMP=n: one CPU whose task allocates, frees and drains, with
-    the same hardirq and NMI.
+    the same hardirq and NMI. ``cpus`` (SMP variants only) gives every further CPU the
+    program of CPU1; with one CPU, CPU0's task also drains.
     """
     base = base_variant(variant)
     nmi = (FREE_NOLOCK, ALLOC_NOLOCK_ACCOUNT, FREE_NOLOCK)
-    if base == "SMP=n":
+    if base == "SMP=n" or cpus == 1:
+        if cpus not in (None, 1):
+            raise ValueError("SMP=n has exactly one CPU")
+        hardirq = (ALLOC_NOLOCK_ACCOUNT, FREE_NOLOCK) if base == "PREEMPT_RT" else (
+            ALLOC_ATOMIC, FREE)
         return NolockConfig(
             variant=variant, nr_cpus=1, nr_pages=3,
             tasks=((ALLOC_KERNEL_ACCOUNT, FREE, ("drain_pages", 0)),),
-            handlers=((NO_HANDLER, NO_HANDLER, (ALLOC_ATOMIC, FREE), nmi),),
+            handlers=((NO_HANDLER, NO_HANDLER, hardirq, nmi),),
             preowned=((0, NMI, 2),), bound=bound)
+    n = 2 if cpus is None else cpus
+    if not 1 <= n <= 4:
+        raise ValueError("cpus must be 1..4")
     hardirq = (ALLOC_NOLOCK_ACCOUNT, FREE_NOLOCK) if base == "PREEMPT_RT" else (
         ALLOC_ATOMIC, FREE)
+    others = (ALLOC_KERNEL, FREE, ("drain_pages", 0))
     return NolockConfig(
-        variant=variant, nr_cpus=2, nr_pages=3,
-        tasks=((ALLOC_KERNEL_ACCOUNT, FREE), (ALLOC_KERNEL, FREE, ("drain_pages", 0))),
-        handlers=((NO_HANDLER, NO_HANDLER, hardirq, nmi),
-                  (NO_HANDLER, NO_HANDLER, NO_HANDLER, NO_HANDLER)),
+        variant=variant, nr_cpus=n, nr_pages=3,
+        tasks=((ALLOC_KERNEL_ACCOUNT, FREE),) + (others,) * (n - 1),
+        handlers=((NO_HANDLER, NO_HANDLER, hardirq, nmi),)
+        + ((NO_HANDLER, NO_HANDLER, NO_HANDLER, NO_HANDLER),) * (n - 1),
         preowned=((0, NMI, 2),), bound=bound)
+
+
+def observe(s: NolockState) -> NolockState:
+    """What a lockstep comparison looks at: the whole state except each frame's scratch
+    value (an implementation may carry its locals differently)."""
+    stacks = tuple(tuple((f[0], f[1], f[2], 0, f[4]) for f in st) for st in s.stacks)
+    return s._replace(stacks=stacks)
 
 
 # --- printing --------------------------------------------------------------------------------
