@@ -75,6 +75,10 @@ class TierMachine:
         if n:
             self.stats[name] = self.stats.get(name, 0) + int(n)
 
+    def _tracked(self, nodes: Any) -> Any:
+        """Which of these nodes' pages a tracker records: the lower-tier ones."""
+        return ~self.toptier[nodes]
+
     def _move(self, pfn: int, target: int) -> None:
         self.used[self.node_of[pfn]] -= 1
         self.used[target] += 1
@@ -191,7 +195,7 @@ class TierMachine:
         nids = np.asarray(nids, dtype=np.int64)
         times = np.asarray(times, dtype=np.int64)
         src_nid = self.node_of[pfns]
-        keep = (src_nid != nids) & ~self.toptier[src_nid]
+        keep = (src_nid != nids) & self._tracked(src_nid)
         if not keep.all():
             pfns, nids, times = pfns[keep], nids[keep], times[keep]
         m = len(pfns)
@@ -254,7 +258,7 @@ class TierMachine:
         self._count("kpromoted_recorded_accesses", len(pfns))
         if src in (0, 1):
             self._count(("kpromoted_record_hwhints", "kpromoted_record_pgtscans")[src], len(pfns))
-        top = self.toptier[self.node_of[np.asarray(pfns, dtype=np.int64)]]
+        top = ~self._tracked(self.node_of[np.asarray(pfns, dtype=np.int64)])
         self._count("kpromoted_record_toptier", int(top.sum()))
         krec = self.krec
         w = self.window_j
@@ -283,7 +287,7 @@ class TierMachine:
         for pfn, nid, now in zip(np.asarray(pfns).tolist(), np.asarray(nids).tolist(),
                                  np.asarray(times).tolist(), strict=True):
             self._count("pghot_recorded_accesses")
-            if self.toptier[self.node_of[pfn]]:
+            if not self._tracked(self.node_of[pfn]):
                 continue
             r = self.krec.get(pfn)
             if r is None:
@@ -307,7 +311,7 @@ class TierMachine:
     def chmu_batch(self, pfns: np.ndarray) -> None:
         cfg = self.config
         pf = np.asarray(pfns, dtype=np.int64)
-        pf = pf[~self.toptier[self.node_of[pf]]]
+        pf = pf[self._tracked(self.node_of[pf])]
         if not len(pf):
             return
         k = cfg.chmu_downsample
@@ -344,7 +348,7 @@ class TierMachine:
         pf = np.asarray(pfns, dtype=np.int64)
         if len(pf) and (pf.min() < 0 or pf.max() >= self.config.nr_pages):
             raise TierError("numa_scan: page out of range")
-        pf = pf[~self.toptier[self.node_of[pf]]]
+        pf = pf[self._tracked(self.node_of[pf])]
         self.prot_none[pf] = True
         self.access_time[pf] = _msecs(now, self.config.hz) & ((1 << self.config.access_time_bits)
                                                              - 1)

@@ -1,0 +1,516 @@
+"""A fast tiered-memory simulator: workloads, access sources, the TIER trackers, demotion, metrics.
+
+Each simulated access stands for ``real_accesses_per_s / accesses_per_s`` real LLC misses of
+64 B (that ratio sets the bandwidth load); time advances in chunks of ``chunk_ms``. Per chunk
+the simulator draws the accesses (numpy), charges each its loaded latency (idle latency of the
+CPU-node/memory-node pair times ``1 + u / (2 (1 - u))`` for the memory node's utilisation u,
+and the inter-socket link's when it is crossed), feeds the policy's access source, runs the
+promoter at its cadence (reference.tiering.TierMachine, the spec's twin), and demotes the
+least recently used top-tier pages when a top-tier node's free pages fall below 2 % (kswapd
+with demotion enabled, down to 3 % free).
+
+Sources: NUMA hint faults (the scanner marks ``scan_pages`` pages PROT_NONE every
+``scan_period_ms``, top-tier pages skipped, and the first access to each faults), hardware
+samples (one per ``hw_sample_period`` accesses, per-CPU rings of 50 entries drained every ms:
+extra samples are dropped), and the CXL device (every access to a lower-tier page, its
+CHMU downsampling 2**chmu_downsample). Hardware figures are round numbers (tiering.md §6,
+UNVERIFIED): local DRAM 100 ns, remote DRAM 180 ns, CXL 250 ns (270 ns from the far socket),
+200 GB/s per DRAM node, 64 GB/s per CXL device (PCIe 5 x16), 100 GB/s between sockets.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from reference.tier_workloads import Workload, make
+from reference.tiering import TierMachine
+from spec.tier_common import KPROMOTED_HW_HINTS, PGHOT_HINT_FAULT
+from spec.tier_state import NodeConfig, TierConfig
+
+POLICIES = ("none", "numab2", "kpromoted", "pghot-default", "pghot-precise", "chmu")
+DEFAULT_WORKLOADS = ("uniform", "zipf", "gups", "hotset-shift", "stairs")
+VARIANT = {"none": "numab2", "numab2": "numab2", "kpromoted": "kpromoted-v0",
+           "pghot-default": "pghot-v6-default", "pghot-precise": "pghot-v6-precise",
+           "chmu": "chmu"}
+PAGE = 4096
+GIB = 1 << 30
+
+
+@dataclass(frozen=True)
+class MemNode:
+    name: str
+    capacity: int
+    toptier: bool
+    has_cpu: bool
+    bandwidth_gbs: float
+    #: the socket the node hangs off (crossing sockets loads the link).
+    socket: int = 0
+
+
+@dataclass(frozen=True)
+class Machine:
+    nodes: tuple[MemNode, ...]
+    #: idle latency, ns, [cpu node][memory node]
+    latency_ns: tuple[tuple[float, ...], ...]
+    link_gbs: float = 100.0
+
+    @property
+    def cpu_nodes(self) -> list[int]:
+        return [i for i, n in enumerate(self.nodes) if n.has_cpu]
+
+
+def dram_cxl(footprint: int, fast_frac: float = 0.25) -> Machine:
+    """One socket: DRAM holding ``fast_frac`` of the footprint, and a CXL expander."""
+    fast = max(16, int(footprint * fast_frac))
+    return Machine((MemNode("DRAM", fast, True, True, 200.0),
+                    MemNode("CXL", 2 * footprint, False, False, 64.0)),
+                   ((100.0, 250.0), (0.0, 0.0)))
+
+
+def two_socket(footprint: int) -> Machine:
+    """The pghot test box, scaled: two DRAM nodes of 1.28x the data each, one CXL node."""
+    cap = int(footprint * 1.28)
+    return Machine((MemNode("DRAM0", cap, True, True, 200.0, 0),
+                    MemNode("DRAM1", cap, True, True, 200.0, 1),
+                    MemNode("CXL", int(footprint * 2.56), False, False, 64.0, 0)),
+                   ((100.0, 180.0, 250.0), (180.0, 100.0, 270.0), (0.0, 0.0, 0.0)))
+
+
+@dataclass
+class SimParams:
+    duration_s: float = 20.0
+    accesses_per_s: int = 1_000_000
+    real_accesses_per_s: float = 5e8
+    chunk_ms: int = 10
+    footprint: int = 1 << 18
+    hw_sample_period: int = 100
+    hw_ring: int = 50
+    nr_cpus: int = 8
+    scan_period_ms: int = 1000
+    #: pages made PROT_NONE per scan period; None: the whole footprint (many threads share
+    #: one mm and each advances its scan offset, so large processes sweep quickly).
+    scan_pages: int | None = None
+    kmigrated_ms: int = 100
+    kpromoted_ms: int = 1000
+    chmu_epoch_ms: int = 100
+    chmu_downsample: int = 4
+    demotion: bool = True
+    #: "spill": the fast tier starts 90 % full of random pages; "slow": everything on the
+    #: lowest tier (the pghot runs move the data to CXL before measuring).
+    initial: str = "spill"
+    pingpong_s: float = 10.0
+    bin_ms: int = 100
+    seed: int = 0
+
+
+@dataclass
+class SimResult:
+    policy: str
+    workload: str
+    accesses: int
+    fast_tier_hit_ratio: float
+    mean_latency_ns: float
+    allfast_latency_ns: float
+    promotions: int
+    demotions: int
+    ping_pong: int
+    precision: float | None
+    recall: float | None
+    recovery_s: float | None
+    samples: int
+    hint_faults: int
+    pte_updates: int
+    metadata_bytes_per_gib: float
+    seconds: float
+    series_t: list[float] = field(default_factory=list)
+    series_hit: list[float] = field(default_factory=list)
+    remote_promotions: int = 0
+    slowdown_vs_allfast: float = 0.0
+    speedup_vs_none: float | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        def r(x: float | None, n: int = 4) -> float | None:
+            return None if x is None else round(float(x), n)
+        return {"policy": self.policy, "workload": self.workload,
+                "fast_tier_hit_ratio": r(self.fast_tier_hit_ratio),
+                "mean_latency_ns": r(self.mean_latency_ns, 1),
+                "slowdown_vs_allfast": r(self.slowdown_vs_allfast, 3),
+                "speedup_vs_none": r(self.speedup_vs_none, 3),
+                "promotions": self.promotions, "demotions": self.demotions,
+                "ping_pong": self.ping_pong, "precision": r(self.precision),
+                "recall": r(self.recall), "recovery_s": r(self.recovery_s, 2),
+                "detection": {"samples": self.samples, "hint_faults": self.hint_faults,
+                              "pte_updates": self.pte_updates},
+                "metadata_bytes_per_gib": r(self.metadata_bytes_per_gib, 1),
+                "remote_promotions": self.remote_promotions, "accesses": self.accesses}
+
+
+#: bytes of tracker state per lower-tier page, and fixed bytes (tiering.md §1, computed).
+KPROMOTED_RECORD_BYTES = 56
+KPROMOTED_STATIC_BYTES = (1 << 16) * (8 + 32)   # hlist_head + struct mutex per bucket
+
+
+def metadata_bytes(policy: str, slow_pages: int, peak_records: int, hotlist: int = 64) -> int:
+    """Tracker bytes for ``slow_pages`` lower-tier 4 KiB pages."""
+    if policy in ("none", "numab2"):
+        return 0   # the scan time lives in the folio's cpupid bits
+    if policy == "kpromoted":
+        # records only; the static table (KPROMOTED_STATIC_BYTES, 2.5 MiB) is not per GiB.
+        return KPROMOTED_RECORD_BYTES * peak_records
+    sections = -(-slow_pages * PAGE // (128 << 20))
+    if policy == "pghot-default":
+        return slow_pages + 8 * sections
+    if policy == "pghot-precise":
+        return 4 * slow_pages + 8 * sections
+    if policy == "chmu":
+        return 8 * hotlist
+    raise ValueError(policy)
+
+
+def per_tib(policy: str, peak_record_frac: float = 1.0) -> int:
+    """Bytes per TiB of lower tier (kpromoted: a record per tracked page, fraction given)."""
+    pages = (1 << 40) // PAGE
+    return metadata_bytes(policy, pages, int(pages * peak_record_frac))
+
+
+def _loaded(u: np.ndarray | float) -> Any:
+    u = np.minimum(u, 0.95)
+    return 1.0 + u / (2.0 * (1.0 - u))
+
+
+class _Run:
+    def __init__(self, policy: str, wl: Workload, machine: Machine, p: SimParams) -> None:
+        self.policy, self.wl, self.m, self.p = policy, wl, machine, p
+        self.rng = np.random.default_rng(p.seed + 7)
+        n = wl.footprint
+        nodes = machine.nodes
+        self.top = np.array([nd.toptier for nd in nodes])
+        slow = [i for i, nd in enumerate(nodes) if not nd.toptier]
+        placement = np.full(n, slow[0], dtype=np.int64)
+        if p.initial == "spill":
+            order = self.rng.permutation(n)
+            at = 0
+            for i, nd in enumerate(nodes):
+                if nd.toptier:
+                    k = min(int(nd.capacity * 0.9), n - at)
+                    placement[order[at:at + k]] = i
+                    at += k
+        elif p.initial != "slow":
+            raise ValueError(f"unknown initial placement {p.initial!r}")
+        cfg = TierConfig(
+            variant=VARIANT[policy],
+            nodes=tuple(NodeConfig(nd.capacity, nd.toptier, nd.has_cpu,
+                                   max(1, nd.capacity // 100)) for nd in nodes),
+            placement=tuple(placement.tolist()), enough_floor_pages=0,
+            pages_per_section=32768, chmu_counters=4096, chmu_hotlist=1024,
+            chmu_downsample=p.chmu_downsample, chmu_threshold=2,
+            pghot_target_nid=0)
+        self.mach = TierMachine(cfg)
+        self.prot_none = np.zeros(n, dtype=bool)
+        self.last_access = np.zeros(n, dtype=np.int64)
+        self.promote_time = np.full(n, -10**12, dtype=np.int64)
+        self.scan_pos = 0
+        self.lat_sum = 0.0
+        self.allfast_sum = 0.0
+        self.hits = 0
+        self.accesses = 0
+        self.promotions = 0
+        self.remote_promotions = 0
+        self.demotions = 0
+        self.ping_pong = 0
+        self.samples = 0
+        self.faults = 0
+        self.pte_updates = 0
+        self.peak_records = 0
+        self.mig_bytes = np.zeros(len(nodes))
+        self.interval_counts = np.zeros(n, dtype=np.int64)
+        self.interval_promoted: list[np.ndarray] = []
+        self.prec_hit = 0
+        self.prec_all = 0
+        self.recall_sum = 0.0
+        self.recall_n = 0
+        self.bin_hits: list[int] = []
+        self.bin_acc: list[int] = []
+
+    # --- sources -------------------------------------------------------------------------
+
+    def scan(self, now_j: int) -> None:
+        n = self.wl.footprint
+        k = n if self.p.scan_pages is None else min(n, self.p.scan_pages)
+        idx = (self.scan_pos + np.arange(k)) % n
+        self.scan_pos = int((self.scan_pos + k) % n)
+        if self.policy == "numab2":
+            self.mach.numa_scan(idx, now_j)
+        else:
+            slow = idx[~self.top[self.mach.node_of[idx]]]
+            self.prot_none[slow] = True
+        self.pte_updates += int((~self.top[self.mach.node_of[idx]]).sum())
+
+    def faults_of(self, pages: np.ndarray) -> np.ndarray:
+        hit = np.flatnonzero(self.prot_none[pages])
+        if not len(hit):
+            return hit
+        _, first = np.unique(pages[hit], return_index=True)
+        idx = hit[np.sort(first)]
+        self.prot_none[pages[idx]] = False
+        return idx
+
+    def hw_samples(self, n: int, t0_ms: int) -> np.ndarray:
+        p = self.p
+        idx = np.flatnonzero(self.rng.random(n) < 1.0 / p.hw_sample_period)
+        if not len(idx):
+            return idx
+        cpu = idx % p.nr_cpus
+        ms = t0_ms + idx * p.chunk_ms // n
+        key = cpu * 1_000_000 + ms
+        order = np.argsort(key, kind="stable")
+        k = key[order]
+        start = np.r_[True, k[1:] != k[:-1]]
+        pos = np.arange(len(k)) - np.maximum.accumulate(np.where(start, np.arange(len(k)), 0))
+        keep = np.sort(order[pos < p.hw_ring])
+        return idx[keep]
+
+    # --- promotion bookkeeping -----------------------------------------------------------
+
+    def promoted(self, out: list[tuple[int, int, str]], now_ns: int, cpu_of: dict[int, int]
+                 | None = None) -> None:
+        if not out:
+            return
+        pf = np.array([o[0] for o in out], dtype=np.int64)
+        self.promotions += len(pf)
+        self.promote_time[pf] = now_ns
+        self.interval_promoted.append(pf)
+        for _, tgt, _ in out:
+            self.mig_bytes[tgt] += PAGE
+        if cpu_of is not None:
+            self.remote_promotions += sum(1 for pfn, tgt, _ in out if cpu_of.get(pfn, tgt) != tgt)
+
+    def demote_if_needed(self, now_ns: int) -> None:
+        if not self.p.demotion:
+            return
+        mach = self.mach
+        for nid, nd in enumerate(self.m.nodes):
+            if not nd.toptier:
+                continue
+            free = nd.capacity - int(mach.used[nid])
+            if free >= 0.02 * nd.capacity:
+                continue
+            want = int(0.03 * nd.capacity) - free
+            on = np.flatnonzero(mach.node_of == nid)
+            if not len(on) or want <= 0:
+                continue
+            want = min(want, len(on))
+            victims = on[np.argpartition(self.last_access[on], want - 1)[:want]]
+            moved = mach.demote_batch(victims)
+            vict = victims[:moved]
+            self.demotions += moved
+            self.ping_pong += int((now_ns - self.promote_time[vict] <
+                                   self.p.pingpong_s * 1e9).sum())
+            for v in vict.tolist():
+                self.mig_bytes[int(mach.node_of[v])] += PAGE
+            self.mig_bytes[nid] += PAGE * moved
+
+    # --- oracle --------------------------------------------------------------------------
+
+    def close_interval(self) -> None:
+        k = int(sum(nd.capacity for nd in self.m.nodes if nd.toptier))
+        k = min(k, self.wl.footprint)
+        counts = self.interval_counts
+        touched = int((counts > 0).sum())
+        k = min(k, touched)
+        if k > 0:
+            hot = np.zeros(len(counts), dtype=bool)
+            hot[np.argpartition(-counts, k - 1)[:k]] = True
+            hot &= counts > 0
+            fast = self.top[self.mach.node_of]
+            self.recall_sum += float((hot & fast).sum()) / max(1, int(hot.sum()))
+            self.recall_n += 1
+            if self.interval_promoted:
+                pf = np.concatenate(self.interval_promoted)
+                self.prec_hit += int(hot[pf].sum())
+                self.prec_all += len(pf)
+        self.interval_counts[:] = 0
+        self.interval_promoted = []
+
+    # --- the loop ------------------------------------------------------------------------
+
+    def run(self, tick: Callable[[], None] | None = None) -> SimResult:
+        p, m, mach = self.p, self.m, self.mach
+        t_start = time.process_time()
+        chunk_ns = p.chunk_ms * 1_000_000
+        n_chunks = int(p.duration_s * 1000 / p.chunk_ms)
+        per_chunk = max(1, int(p.accesses_per_s * p.chunk_ms / 1000))
+        scale = p.real_accesses_per_s / p.accesses_per_s
+        nn = len(m.nodes)
+        lat = np.array(m.latency_ns)
+        bw = np.array([nd.bandwidth_gbs for nd in m.nodes]) * 1e9
+        sockets = np.array([nd.socket for nd in m.nodes])
+        cpu_nodes = m.cpu_nodes
+        chunk_s = p.chunk_ms / 1000
+        bins_per = max(1, p.bin_ms // p.chunk_ms)
+        bh = ba = 0
+        pol = self.policy
+        for c in range(n_chunks):
+            t0 = c * chunk_ns
+            frac = c / n_chunks
+            now_j = t0 // 1_000_000
+            if pol in ("numab2", "pghot-default", "pghot-precise") and \
+                    (t0 // 1_000_000) % p.scan_period_ms == 0:
+                self.scan(now_j)
+            pages, cpus8 = self.wl.generate(per_chunk, frac)
+            cpus = np.asarray(cpu_nodes, dtype=np.int64)[cpus8.astype(np.int64)]
+            mem = mach.node_of[pages].astype(np.int64)
+            cnt = np.bincount(cpus * nn + mem, minlength=nn * nn).reshape(nn, nn)
+            node_bytes = cnt.sum(axis=0) * scale * 64 + self.mig_bytes
+            self.mig_bytes[:] = 0
+            u = node_bytes / chunk_s / bw
+            remote = sockets[None, :] != sockets[cpu_nodes][:, None] \
+                if len(cpu_nodes) else None
+            link_bytes = float((cnt[cpu_nodes] * remote).sum()) * scale * 64 \
+                if remote is not None else 0.0
+            lu = _loaded(link_bytes / chunk_s / (m.link_gbs * 1e9))
+            f = _loaded(u)
+            per = lat[cpu_nodes] * f[None, :]
+            if remote is not None:
+                per = np.where(remote, per * lu, per)
+            self.lat_sum += float((cnt[cpu_nodes] * per).sum())
+            # all-fast: each CPU node's accesses on its own local DRAM
+            own = cnt.sum(axis=1)[cpu_nodes]
+            u_own = own * scale * 64 / chunk_s / bw[cpu_nodes]
+            self.allfast_sum += float((own * lat[cpu_nodes, cpu_nodes] * _loaded(u_own)).sum())
+            h = int(cnt[:, self.top].sum())
+            self.hits += h
+            self.accesses += per_chunk
+            bh += h
+            ba += per_chunk
+            self.last_access[pages] = t0
+            self.interval_counts += np.bincount(pages, minlength=len(self.interval_counts))
+            times_j = now_j + (np.arange(per_chunk) * p.chunk_ms) // per_chunk
+            # --- sources and promotion ---
+            if pol == "numab2":
+                before = int(mach.stats.get("numa_hint_faults", 0))
+                out = mach.hint_fault_batch(pages, cpus, times_j)
+                self.faults += int(mach.stats.get("numa_hint_faults", 0)) - before
+                self.promoted(out, t0, None)
+            elif pol in ("pghot-default", "pghot-precise"):
+                idx = self.faults_of(pages)
+                self.faults += len(idx)
+                if len(idx):
+                    mach.record_batch(pages[idx], cpus[idx], PGHOT_HINT_FAULT, times_j[idx])
+                if (t0 // 1_000_000) % p.kmigrated_ms == 0:
+                    cpu_of = dict(zip(pages[idx].tolist(), cpus[idx].tolist(), strict=True)) \
+                        if len(cpu_nodes) > 1 else None
+                    for nid, nd in enumerate(m.nodes):
+                        if not nd.toptier:
+                            self.promoted(mach.promote_pass(nid, now_j), t0, cpu_of)
+            elif pol == "kpromoted":
+                idx = self.hw_samples(per_chunk, int(now_j))
+                self.samples += len(idx)
+                if len(idx):
+                    mach.record_batch(pages[idx], cpus[idx], KPROMOTED_HW_HINTS, times_j[idx])
+                self.peak_records = max(self.peak_records, len(mach.krec))
+                if (t0 // 1_000_000) % p.kpromoted_ms == 0:
+                    for nid in cpu_nodes:
+                        self.promoted(mach.promote_pass(nid, now_j), t0, None)
+            elif pol == "chmu":
+                slow = pages[~self.top[mem]]
+                self.samples += len(slow) >> p.chmu_downsample
+                mach.chmu_batch(slow)
+                if (t0 // 1_000_000) % p.chmu_epoch_ms == 0:
+                    self.promoted(mach.promote_pass(0, now_j), t0, None)
+            self.demote_if_needed(t0)
+            if (c + 1) % bins_per == 0:
+                self.bin_hits.append(bh)
+                self.bin_acc.append(ba)
+                bh = ba = 0
+            if (c + 1) % max(1, 1000 // p.chunk_ms) == 0:
+                self.close_interval()
+            if tick and c % 100 == 0:
+                tick()
+        seconds = time.process_time() - t_start
+        series_hit = [h / max(1, a) for h, a in zip(self.bin_hits, self.bin_acc, strict=True)]
+        series_t = [(i + 1) * p.bin_ms / 1000 for i in range(len(series_hit))]
+        slow_pages = sum(nd.capacity for nd in m.nodes if not nd.toptier)
+        meta = metadata_bytes(pol, slow_pages, self.peak_records,
+                              mach.config.chmu_hotlist) / (slow_pages * PAGE / GIB)
+        mean = self.lat_sum / max(1, self.accesses)
+        allfast = self.allfast_sum / max(1, self.accesses)
+        return SimResult(
+            policy=pol, workload=self.wl.name, accesses=self.accesses,
+            fast_tier_hit_ratio=self.hits / max(1, self.accesses), mean_latency_ns=mean,
+            allfast_latency_ns=allfast, promotions=self.promotions, demotions=self.demotions,
+            ping_pong=self.ping_pong,
+            precision=self.prec_hit / self.prec_all if self.prec_all else None,
+            recall=self.recall_sum / self.recall_n if self.recall_n else None,
+            recovery_s=recovery(series_t, series_hit, self.wl.shift_at, p.duration_s),
+            samples=self.samples, hint_faults=self.faults, pte_updates=self.pte_updates,
+            metadata_bytes_per_gib=meta, seconds=seconds, series_t=series_t,
+            series_hit=series_hit, remote_promotions=self.remote_promotions,
+            slowdown_vs_allfast=mean / allfast if allfast else 0.0)
+
+
+def recovery(ts: list[float], hit: list[float], shift_at: float | None, duration: float
+             ) -> float | None:
+    """Seconds after the shift until the hit ratio (1 s moving mean) is back within 5 % of
+    its level over the 2 s before the shift; None without a shift or without recovery."""
+    if shift_at is None or not hit:
+        return None
+    t_shift = shift_at * duration
+    h = np.array(hit)
+    t = np.array(ts)
+    before = h[(t > t_shift - 2) & (t <= t_shift)]
+    if not len(before):
+        return None
+    level = float(before.mean())
+    w = max(1, int(round(1.0 / (t[1] - t[0]) if len(t) > 1 else 1)))
+    smooth = np.convolve(h, np.ones(w) / w, mode="full")[:len(h)]
+    after = np.flatnonzero((t > t_shift + 1.0 / max(1, w)) & (smooth >= level * 0.95))
+    if not len(after):
+        return None
+    return float(t[after[0]] - t_shift)
+
+
+def simulate(policy: str, workload: str | Workload, params: SimParams | None = None,
+             machine: Machine | None = None,
+             tick: Callable[[], None] | None = None) -> SimResult:
+    """One policy on one workload."""
+    p = params or SimParams()
+    if policy not in POLICIES:
+        raise ValueError(f"unknown policy {policy!r} (known: {', '.join(POLICIES)})")
+    wl = make(workload, p.footprint, p.seed) if isinstance(workload, str) else workload
+    if isinstance(workload, str) and workload.startswith("lackey:"):
+        wl.name = workload.split("/")[-1]
+    m = machine or (two_socket(wl.footprint) if wl.cpu_nodes == 2 else dram_cxl(wl.footprint))
+    return _Run(policy, wl, m, p).run(tick)
+
+
+def run_matrix(policies: list[str], workloads: list[str], params: SimParams | None = None,
+               tick: Callable[[], None] | None = None) -> dict[str, Any]:
+    """Every policy on every workload; slowdowns against all-fast and against ``none``."""
+    p = params or SimParams()
+    results: list[SimResult] = []
+    baselines: list[SimResult] = []
+    t = time.perf_counter()
+    for w in workloads:
+        base: SimResult | None = None
+        for pol in ["none"] + [x for x in policies if x != "none"]:
+            r = simulate(pol, w, p, tick=tick)
+            if pol == "none":
+                base = r
+            if pol in policies:
+                results.append(r)
+            else:
+                baselines.append(r)
+            if base is not None and r.mean_latency_ns:
+                r.speedup_vs_none = base.mean_latency_ns / r.mean_latency_ns
+    wall = time.perf_counter() - t
+    # CPU seconds (the machine may be shared); the ``none`` baseline runs count too.
+    total = sum(r.accesses for r in results) + sum(b.accesses for b in baselines)
+    sim_time = sum(r.seconds for r in results) + sum(b.seconds for b in baselines)
+    return {"accesses_per_s": total / sim_time if sim_time else 0.0, "wall_s": wall,
+            "results": results}
