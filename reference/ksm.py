@@ -1,0 +1,763 @@
+"""The fast KSM reference: the same behaviour as spec/ksm.py on flat numpy arrays.
+
+Contents are interned to int64 fingerprints (0 is the zero page). Per mm, one array per
+field: PTEs (page id, or KSM_ZERO / SKSM_ZERO / NONE), VM_MERGEABLE, and the rmap_item
+fields (present, oldchecksum, flags, head node, age, remaining_skips). Pages are global
+arrays (content, mapcount, stable node, SKSM flag).
+
+A full scan first classifies every visit with vector operations and does the order-free
+work in bulk: a KSM page whose item is already on its node (the steady state of merged
+memory), a page whose checksum changed (when its item is not on a stable node), a
+zero-content page under use_zero_pages, and a page whose content occurs nowhere else in
+the stable tree or in this pass (it goes to the unstable tree). Only visits that touch shared
+tree state (merges, appends, unlinks from stable nodes, chains) run one by one, in the
+kernel's order, with the spec's logic. Removing a stable node invalidates its items lazily
+(an item flagged stable on a dead node counts as unflagged) instead of walking them.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+
+from spec import ksm as S
+
+NONE, KSM_ZERO, SKSM_ZERO = -3, -1, -2
+UNSTABLE, STABLE = 1, 2
+I64 = npt.NDArray[np.int64]
+
+
+class KsmRefError(S.KsmError):
+    pass
+
+
+class _Mm:
+    def __init__(self, name: str, ptes: I64) -> None:
+        n = len(ptes)
+        self.name = name
+        self.ptes = ptes
+        self.mergeable = np.zeros(n, dtype=bool)
+        self.has = np.zeros(n, dtype=bool)
+        self.old = np.full(n, -1, dtype=np.int64)
+        self.flags = np.zeros(n, dtype=np.int8)
+        self.head = np.full(n, -1, dtype=np.int64)
+        self.age = np.zeros(n, dtype=np.int16)
+        self.rem = np.zeros(n, dtype=np.int16)
+        self.registered = False
+        self.merge_any = False
+        self.exited = False
+        self.rmap_items = 0
+        self.merging = 0
+        self.zero = 0
+
+
+class Ksm:
+    """Same operations as :class:`checker.ksm_scenario.SpecRunner`."""
+
+    def __init__(self, knobs: dict[str, int] | None = None, variant: str = "v6.18") -> None:
+        st = S.new_state(knobs, variant)  # validates knobs and variant
+        self.knobs = st.knobs
+        self.variant = variant
+        self.mps = st.knobs["max_page_sharing"]
+        self.keys: dict[str, int] = {S.ZERO: 0}
+        self.labels: list[str] = [S.ZERO]
+        cap = 1024
+        self.pg_content = np.zeros(cap, dtype=np.int64)
+        self.pg_map = np.zeros(cap, dtype=np.int64)
+        self.pg_node = np.full(cap, -1, dtype=np.int64)
+        self.pg_sksm = np.zeros(cap, dtype=bool)
+        self.npages = 0
+        self.mms: dict[str, _Mm] = {}
+        self.mm_list: list[str] = []
+        # stable nodes: id -> fields; dead nodes are simply absent.
+        self.node_kpage: dict[int, int] = {}
+        self.node_len: dict[int, int] = {}
+        self.node_content: dict[int, int] = {}
+        self.node_chain: dict[int, int] = {}
+        self.node_mm: dict[int, dict[str, int]] = {}
+        self.chains: dict[int, tuple[int, list[int]]] = {}
+        self.stable: dict[int, tuple[int, int]] = {}   # content -> (is_chain, id)
+        self.unstable: dict[int, tuple[str, int]] = {}
+        self.sksm_ht: dict[int, int] = {}
+        self.next_id = 0
+        self.seqnr = 0
+        self.shared = self.sharing = self.unshared = 0
+        self.rmap_items = self.zero = self.chains_n = self.dups_n = 0
+        self.pages_scanned = self.pages_skipped = 0
+
+    # --- pages --------------------------------------------------------------------------
+
+    def _key(self, label: str) -> int:
+        k = self.keys.get(label)
+        if k is None:
+            k = self.keys[label] = len(self.labels)
+            self.labels.append(label)
+        return k
+
+    def _grow(self, n: int) -> None:
+        need = self.npages + n
+        cap = len(self.pg_content)
+        if need <= cap:
+            return
+        while cap < need:
+            cap *= 2
+        for name, fill in (("pg_content", 0), ("pg_map", 0), ("pg_node", -1),
+                           ("pg_sksm", False)):
+            old = getattr(self, name)
+            new = np.full(cap, fill, dtype=old.dtype)
+            new[:len(old)] = old
+            setattr(self, name, new)
+
+    def _new_pages(self, keys: I64) -> I64:
+        n = len(keys)
+        self._grow(n)
+        ids = np.arange(self.npages, self.npages + n, dtype=np.int64)
+        self.pg_content[ids] = keys
+        self.pg_map[ids] = 1
+        self.pg_node[ids] = -1
+        self.pg_sksm[ids] = False
+        self.npages += n
+        return ids
+
+    def _put(self, pid: int) -> None:
+        self.pg_map[pid] -= 1
+        if self.pg_map[pid] == 0 and self.pg_sksm[pid]:
+            c = int(self.pg_content[pid])
+            if self.sksm_ht.get(c) == pid:
+                del self.sksm_ht[c]
+
+    def _put_many(self, pids: I64) -> None:
+        if len(pids) == 0:
+            return
+        np.subtract.at(self.pg_map, pids, 1)
+        for pid in pids[self.pg_sksm[pids]].tolist():
+            c = int(self.pg_content[pid])
+            if self.pg_map[pid] == 0 and self.sksm_ht.get(c) == pid:
+                del self.sksm_ht[c]
+
+    def _alive(self, pid: int) -> bool:
+        return bool(self.pg_map[pid] > 0)
+
+    def _mm(self, name: str) -> _Mm:
+        mm = self.mms.get(name)
+        if mm is None or mm.exited:
+            raise KsmRefError(f"no live process {name!r}")
+        return mm
+
+    def _rng(self, mm: _Mm, start: int, count: int) -> slice:
+        if start < 0 or count < 0 or start + count > len(mm.ptes):
+            raise KsmRefError(f"pages {start}..{start + count - 1} outside process {mm.name!r}")
+        return slice(start, start + count)
+
+    # --- user operations ----------------------------------------------------------------
+
+    def create_process(self, name: str, contents: tuple[str, ...] | list[str]) -> None:
+        if name in self.mms:
+            raise KsmRefError(f"process {name!r} exists")
+        keys = np.fromiter((self._key(c) for c in contents), dtype=np.int64,
+                           count=len(contents))
+        self.mms[name] = _Mm(name, self._new_pages(keys))
+
+    def _enter(self, mm: _Mm) -> None:
+        mm.registered = True
+        self.mm_list.append(mm.name)
+
+    def _break(self, mm: _Mm, idx: I64) -> None:
+        """break_ksm on ``idx`` (KSM pages and KSM zero PTEs get private copies)."""
+        p = mm.ptes[idx]
+        z = idx[p == KSM_ZERO]
+        if len(z):
+            self.zero -= len(z)
+            mm.zero -= len(z)
+            mm.ptes[z] = self._new_pages(np.zeros(len(z), dtype=np.int64))
+        normal = idx[p >= 0]
+        k = normal[self.pg_node[mm.ptes[normal]] >= 0]
+        if len(k):
+            old = mm.ptes[k].copy()
+            mm.ptes[k] = self._new_pages(self.pg_content[old])
+            self._put_many(old)
+
+    def madvise(self, name: str, start: int, count: int, advice: str) -> None:
+        mm = self._mm(name)
+        r = self._rng(mm, start, count)
+        idx = np.arange(r.start, r.stop)
+        mapped = idx[mm.ptes[idx] != NONE]
+        sksm = self.variant == "sksm"
+        if advice == "merge":
+            if not sksm:
+                raise KsmRefError("MADV_MERGE is SKSM (variant 'sksm')")
+            self._sksm_merge(mm, mapped)
+        elif advice == "mergeable" and not sksm:
+            if not mm.registered:
+                self._enter(mm)
+            mm.mergeable[mapped] = True
+        elif advice == "unmergeable" and not sksm:
+            m = mapped[mm.mergeable[mapped]]
+            self._break(mm, m)
+            mm.mergeable[m] = False
+        else:
+            raise KsmRefError(f"advice {advice!r} not available in variant {self.variant}")
+
+    def _sksm_merge(self, mm: _Mm, idx: I64) -> None:
+        for i in idx:
+            pid = int(mm.ptes[i])
+            if pid < 0:
+                continue
+            c = int(self.pg_content[pid])
+            if c == 0:
+                self._put(pid)
+                mm.ptes[i] = SKSM_ZERO
+                continue
+            canon = self.sksm_ht.get(c)
+            if canon == pid:
+                continue
+            if canon is None:
+                self.pg_sksm[pid] = True
+                self.sksm_ht[c] = pid
+                continue
+            self._put(pid)
+            self.pg_map[canon] += 1
+            mm.ptes[i] = canon
+
+    def write(self, name: str, page: int, content: str) -> None:
+        mm = self._mm(name)
+        self._rng(mm, page, 1)
+        pte = int(mm.ptes[page])
+        key = self._key(content)
+        if pte == NONE:
+            raise KsmRefError(f"write to unmapped page {page} of {name!r}")
+        if pte == KSM_ZERO:
+            self.zero -= 1
+            mm.zero -= 1
+        if pte >= 0 and not (self.pg_node[pte] >= 0 or self.pg_sksm[pte]
+                             or self.pg_map[pte] > 1):
+            self.pg_content[pte] = key
+            return
+        if pte >= 0:
+            self._put(pte)
+        mm.ptes[page] = self._new_pages(np.array([key], dtype=np.int64))[0]
+
+    def _zap(self, mm: _Mm, idx: I64) -> None:
+        p = mm.ptes[idx]
+        nz = int(np.count_nonzero(p == KSM_ZERO))
+        self.zero -= nz
+        mm.zero -= nz
+        self._put_many(p[p >= 0])
+        mm.ptes[idx] = NONE
+        mm.mergeable[idx] = False
+
+    def munmap(self, name: str, start: int, count: int) -> None:
+        mm = self._mm(name)
+        r = self._rng(mm, start, count)
+        self._zap(mm, np.arange(r.start, r.stop))
+
+    def fork(self, name: str, child: str) -> None:
+        p = self._mm(name)
+        if child in self.mms:
+            raise KsmRefError(f"process {child!r} exists")
+        c = _Mm(child, p.ptes.copy())
+        c.mergeable = p.mergeable.copy()
+        c.merge_any = p.merge_any
+        np.add.at(self.pg_map, c.ptes[c.ptes >= 0], 1)
+        c.zero = p.zero
+        self.mms[child] = c
+        if p.registered:
+            if self.variant == "v6.17":
+                c.rmap_items, c.merging = p.rmap_items, p.merging
+            else:
+                self.zero += c.zero
+            self._enter(c)
+
+    def exit_process(self, name: str) -> None:
+        mm = self._mm(name)
+        self._zap(mm, np.arange(len(mm.ptes)))
+        mm.exited = True
+        if mm.registered:
+            self.mm_list.remove(name)
+            if mm.has.any():
+                self.mm_list.insert(0, name)
+            else:
+                mm.registered = False
+        if not mm.registered:
+            del self.mms[name]
+
+    def prctl_memory_merge(self, name: str, value: int) -> None:
+        mm = self._mm(name)
+        if self.variant == "sksm":
+            raise KsmRefError("PR_SET_MEMORY_MERGE needs KSM")
+        allidx = np.arange(len(mm.ptes))
+        if value:
+            if mm.merge_any:
+                return
+            if not mm.registered:
+                self._enter(mm)
+            mm.merge_any = True
+            mm.mergeable[mm.ptes != NONE] = True
+        elif mm.merge_any:
+            m = allidx[mm.mergeable]
+            self._break(mm, m)
+            mm.mergeable[m] = False
+            mm.merge_any = False
+
+    # --- stable tree (one by one, as the spec) -----------------------------------------
+
+    def _nid(self) -> int:
+        self.next_id += 1
+        return self.next_id
+
+    def _stale(self, node: int) -> bool:
+        return not self._alive(self.node_kpage[node])
+
+    def _remove_node(self, node: int) -> None:
+        n = self.node_len[node]
+        if n:
+            self.sharing -= n - 1
+            self.shared -= 1
+        for mname, cnt in self.node_mm[node].items():
+            self.mms[mname].merging -= cnt
+        ch = self.node_chain.get(node)
+        if ch is not None:
+            self.chains[ch][1].remove(node)
+            self.dups_n -= 1
+        else:
+            del self.stable[self.node_content[node]]
+        for d in (self.node_kpage, self.node_len, self.node_content, self.node_mm):
+            del d[node]
+        self.node_chain.pop(node, None)
+
+    def _flag(self, mm: _Mm, a: int) -> int:
+        f = int(mm.flags[a])
+        if f == STABLE and int(mm.head[a]) not in self.node_len:
+            mm.flags[a] = 0
+            return 0
+        return f
+
+    def _remove_item(self, mm: _Mm, a: int) -> None:
+        f = self._flag(mm, a)
+        if f == STABLE:
+            node = int(mm.head[a])
+            if self._stale(node):
+                self._remove_node(node)
+                mm.flags[a] = 0
+                return
+            self.node_len[node] -= 1
+            if self.node_len[node]:
+                self.sharing -= 1
+            else:
+                self.shared -= 1
+            mm.merging -= 1
+            self.node_mm[node][mm.name] -= 1
+            mm.flags[a] = 0
+            mm.head[a] = -1
+        elif f == UNSTABLE:
+            c = int(mm.old[a])
+            if self.unstable.get(c) == (mm.name, a):
+                del self.unstable[c]
+            self.unshared -= 1
+            mm.flags[a] = 0
+
+    def _cand(self, node: int, offset: int = 0) -> bool:
+        n = self.node_len[node]
+        return n > 0 and n + offset < self.mps
+
+    def _chain_dup(self, ch: int, prune: bool) -> int | None:
+        content, dups = self.chains[ch]
+        found: int | None = None
+        for d in list(dups):
+            if self._stale(d):
+                self._remove_node(d)
+                continue
+            if found is None or (self._cand(d) and (
+                    not self._cand(found) or self.node_len[d] > self.node_len[found])):
+                found = d
+                if not prune and self._cand(found):
+                    break
+        if found is None:
+            del self.stable[content]
+            del self.chains[ch]
+            self.chains_n -= 1
+            return None
+        if len(dups) == 1:
+            del self.node_chain[found]
+            self.stable[content] = (0, found)
+            del self.chains[ch]
+            self.chains_n -= 1
+            self.dups_n -= 1
+        elif dups[0] != found and self._cand(found, 1):
+            dups.remove(found)
+            dups.insert(0, found)
+        return found
+
+    def _lookup(self, content: int, prune: bool) -> tuple[bool, int] | None:
+        while True:
+            e = self.stable.get(content)
+            if e is None:
+                return None
+            is_chain, ident = e
+            if not is_chain:
+                if self._stale(ident):
+                    self._remove_node(ident)
+                    continue
+                return False, ident
+            d = self._chain_dup(ident, prune)
+            if d is None:
+                continue
+            return d in self.node_chain, d
+
+    def _insert(self, kpage: int) -> int:
+        content = int(self.pg_content[kpage])
+        found = self._lookup(content, prune=False)
+        node = self._nid()
+        self.node_kpage[node] = kpage
+        self.node_len[node] = 0
+        self.node_content[node] = content
+        self.node_mm[node] = {}
+        self.pg_node[kpage] = node
+        if found is None:
+            self.stable[content] = (0, node)
+            return node
+        in_chain, old = found
+        if not in_chain:
+            ch = self._nid()
+            self.chains[ch] = (content, [old])
+            self.stable[content] = (1, ch)
+            self.node_chain[old] = ch
+            self.chains_n += 1
+            self.dups_n += 1
+        else:
+            ch = self.node_chain[old]
+        self.node_chain[node] = ch
+        self.chains[ch][1].insert(0, node)
+        self.dups_n += 1
+        return node
+
+    def _append(self, mm: _Mm, a: int, node: int) -> None:
+        self.node_len[node] += 1
+        if self.node_len[node] > 1:
+            self.sharing += 1
+        else:
+            self.shared += 1
+        mm.merging += 1
+        self.node_mm[node][mm.name] = self.node_mm[node].get(mm.name, 0) + 1
+        mm.flags[a] = STABLE
+        mm.head[a] = node
+
+    def _repoint(self, mm: _Mm, a: int, kpage: int) -> None:
+        old = int(mm.ptes[a])
+        if old == kpage:
+            return
+        self.pg_map[kpage] += 1
+        mm.ptes[a] = kpage
+        self._put(old)
+
+    def _visit(self, mm: _Mm, a: int) -> None:
+        """cmp_and_merge_page, one by one (the spec's KSM-OP-002)."""
+        pid = int(mm.ptes[a])
+        node = int(self.pg_node[pid])
+        if node >= 0:
+            if self._flag(mm, a) == STABLE and int(mm.head[a]) == node:
+                return
+        else:
+            self._remove_item(mm, a)
+            c = int(self.pg_content[pid])
+            if int(mm.old[a]) != c:
+                mm.old[a] = c
+                return
+            if self.knobs["use_zero_pages"] and c == 0:
+                self._zero_merge(mm, np.array([a]))
+                return
+        # stable_tree_search
+        if node >= 0:
+            kpage: int | None = pid
+        else:
+            f = self._lookup(int(self.pg_content[pid]), prune=True)
+            kpage = self.node_kpage[f[1]] if f is not None and self._cand(f[1]) else None
+        self._remove_item(mm, a)
+        if kpage is not None:
+            self._repoint(mm, a, kpage)
+            self._append(mm, a, int(self.pg_node[kpage]))
+            return
+        c = int(self.pg_content[pid])
+        t = self.unstable.get(c)
+        if t is not None:
+            tmm = self.mms[t[0]]
+            if int(tmm.ptes[t[1]]) == pid:
+                return
+            self._remove_item(tmm, t[1])
+            n = self._insert(pid)
+            self._repoint(tmm, t[1], pid)
+            self._append(tmm, t[1], n)
+            self._append(mm, a, n)
+            return
+        mm.flags[a] = UNSTABLE
+        self.unstable[c] = (mm.name, a)
+        self.unshared += 1
+
+    def _zero_merge(self, mm: _Mm, idx: I64) -> None:
+        old = mm.ptes[idx].copy()
+        mm.ptes[idx] = KSM_ZERO
+        self._put_many(old)
+        self.zero += len(idx)
+        mm.zero += len(idx)
+
+    # --- the full scan -------------------------------------------------------------------
+
+    def _free(self, mm: _Mm, idx: I64) -> None:
+        """Free the rmap_items at ``idx`` (in address order)."""
+        for a in idx:
+            if mm.flags[a]:
+                self._remove_item(mm, int(a))
+        mm.has[idx] = False
+        mm.flags[idx] = 0
+        mm.old[idx] = -1
+        mm.head[idx] = -1
+        mm.age[idx] = 0
+        mm.rem[idx] = 0
+        self.rmap_items -= len(idx)
+        mm.rmap_items -= len(idx)
+
+    def full_scan(self) -> None:
+        if self.variant == "sksm":
+            return
+        self.unstable = {}
+        self._rest_of, self._seq_of = {}, {}
+        # Phase 1, per mm, order-free work; the rest becomes ordered events.
+        work: list[Any] = []
+        for rank, name in enumerate(self.mm_list):
+            mm = self.mms[name]
+            if mm.exited:
+                gone = np.flatnonzero(mm.has)
+                work.append((rank, mm, np.empty(0, dtype=np.int64), gone, set()))
+            else:
+                work.append((rank, mm, *self._prepare_mm(mm)))
+        # Phase 2: groups of fresh identical pages touched by nothing else go in bulk.
+        seq_parts, rest_parts = [], []
+        for rank, mm, seq, _gone, _skip in work:
+            if len(seq):
+                kind = self._rest_of.pop(mm.name)
+                seq_parts.append(seq[~kind])
+                rest_parts.append((rank, mm, seq[kind]))
+        self._bulk_groups(rest_parts, seq_parts)
+        # Phase 3: the ordered events, in mm order then address order.
+        for _rank, mm, _seq, gone, skipset in work:
+            seq = self._seq_of.pop(mm.name, np.empty(0, dtype=np.int64))
+            events = sorted([(int(a), 0) for a in gone] + [(int(a), 1) for a in seq])
+            for a, kind in events:
+                if kind == 0:
+                    self._free(mm, np.array([a]))
+                elif a in skipset:
+                    self._remove_item(mm, a)
+                else:
+                    self._visit(mm, a)
+        for name in list(self.mm_list):
+            mm = self.mms[name]
+            if mm.exited or not (mm.mergeable & (mm.ptes != NONE)).any():
+                self.mm_list.remove(name)
+                mm.registered = False
+                if mm.exited:
+                    del self.mms[name]
+        self.seqnr += 1
+
+    _rest_of: dict[str, Any]
+    _seq_of: dict[str, Any]
+
+    def _prepare_mm(self, mm: _Mm) -> tuple[I64, I64, set[int]]:
+        """Order-free work of one mm's visit; returns (ordered visits, stable items to free
+        in order, skipped addresses among the ordered visits)."""
+        vis_mask = mm.mergeable & (mm.ptes >= 0)
+        visit = np.flatnonzero(vis_mask)
+        gone = np.flatnonzero(mm.has & ~vis_mask)
+        new = visit[~mm.has[visit]]
+        mm.has[new] = True
+        self.rmap_items += len(new)
+        mm.rmap_items += len(new)
+        pids = mm.ptes[visit]
+        is_ksm = self.pg_node[pids] >= 0
+        skip = np.zeros(len(visit), dtype=bool)
+        if self.knobs["smart_scan"]:
+            v = visit[~is_ksm]
+            age = mm.age[v].copy()
+            mm.age[v] = np.minimum(age + 1, 255)
+            old_enough = age >= 3
+            rem = mm.rem[v]
+            reset = old_enough & (rem == 0)
+            mm.rem[v[reset]] = np.select([age[reset] <= 3, age[reset] <= 5, age[reset] <= 8],
+                                         [1, 2, 4], 8)
+            sk = old_enough & (rem > 0)
+            mm.rem[v[sk]] -= 1
+            skip[np.flatnonzero(~is_ksm)[sk]] = True
+            self.pages_skipped += int(sk.sum())
+        self.pages_scanned += int(len(visit) - skip.sum())
+        content = self.pg_content[pids]
+        flags = mm.flags[visit]
+        st = flags == STABLE
+        if st.any():
+            heads = mm.head[visit[st]].tolist()
+            live = np.fromiter((h in self.node_len for h in heads), dtype=bool,
+                               count=len(heads))
+            mm.flags[visit[st][~live]] = 0
+            flags = mm.flags[visit]
+            st = flags == STABLE
+        steady = is_ksm & st & (mm.head[visit] == self.pg_node[pids])
+        uf = (flags == UNSTABLE) & ~is_ksm
+        self.unshared -= int(uf.sum())
+        mm.flags[visit[uf]] = 0
+        simple = ~is_ksm & ~st & ~skip
+        changed = simple & (mm.old[visit] != content)
+        mm.old[visit[changed]] = content[changed]
+        rest = simple & ~changed
+        if self.knobs["use_zero_pages"]:
+            z = rest & (content == 0)
+            if z.any():
+                self._zero_merge(mm, visit[z])
+            rest &= content != 0
+        ordered = ~steady & ~(simple & ~rest) & ~(skip & ~st)
+        self._free(mm, gone[mm.flags[gone] != STABLE])
+        stable_gone = gone[mm.flags[gone] == STABLE]
+        self._rest_of[mm.name] = rest[ordered]
+        return visit[ordered], stable_gone, set(visit[skip & st].tolist())
+
+    def _bulk_groups(self, rest_parts: list[Any], seq_parts: list[I64]) -> None:
+        """Fresh pages whose content nothing else touches this pass: a lone page goes to the
+        unstable tree; n <= max_page_sharing identical pages merge as the kernel would pair
+        and append them (the second page scanned becomes the KSM page)."""
+        if not rest_parts or not sum(len(v) for _r, _m, v in rest_parts):
+            for i, (_r, m, v) in enumerate(rest_parts):
+                self._seq_of[m.name] = np.sort(np.concatenate([v, seq_parts[i]]))
+            return
+        mms = [m for _r, m, _v in rest_parts]
+        a_all = np.concatenate([v for _r, _m, v in rest_parts])
+        who = np.concatenate([np.full(len(v), i) for i, (_r, _m, v) in enumerate(rest_parts)])
+        pid = np.concatenate([m.ptes[v] for _r, m, v in rest_parts])
+        content = self.pg_content[pid]
+        busy = set(self.stable)
+        for (_r, m, _v), seq in zip(rest_parts, seq_parts, strict=True):
+            if len(seq):
+                busy.update(self.pg_content[m.ptes[seq]].tolist())
+        order = np.argsort(content, kind="stable")   # keeps global scan order in a group
+        c_sorted = content[order]
+        starts = np.flatnonzero(np.r_[True, c_sorted[1:] != c_sorted[:-1]])
+        sizes = np.diff(np.r_[starts, len(order)])
+        shared_pages = self.pg_map[pid] != 1
+        bad_group = np.add.reduceat(shared_pages[order].astype(np.int64), starts) > 0
+        ok = (sizes <= self.mps) & ~bad_group
+        if busy:
+            ok &= ~np.isin(c_sorted[starts], np.fromiter(busy, dtype=np.int64, count=len(busy)))
+        gsel = np.flatnonzero(ok)
+        member = np.repeat(ok, sizes)                    # per sorted position
+        bulk = np.zeros(len(order), dtype=bool)
+        bulk[order[member]] = True
+        # lone pages: unstable tree
+        single = gsel[sizes[gsel] == 1]
+        s_idx = order[starts[single]]
+        for i, a, c in zip(s_idx.tolist(), a_all[s_idx].tolist(), content[s_idx].tolist(),
+                           strict=True):
+            m = mms[who[i]]
+            m.flags[a] = UNSTABLE
+            self.unstable[c] = (m.name, a)
+        self.unshared += len(s_idx)
+        # groups: one new stable node each; the second page scanned is the KSM page
+        multi = gsel[sizes[gsel] > 1]
+        if len(multi):
+            first_node = self.next_id + 1
+            self.next_id += len(multi)
+            nodes = np.arange(first_node, first_node + len(multi), dtype=np.int64)
+            kpages = pid[order[starts[multi] + 1]]
+            gsizes = sizes[multi]
+            pos = np.concatenate([np.arange(st, st + n) for st, n in
+                                  zip(starts[multi].tolist(), gsizes.tolist(), strict=True)])
+            items = order[pos]
+            item_node = np.repeat(nodes, gsizes)
+            item_kpage = np.repeat(kpages, gsizes)
+            moved = pid[items] != item_kpage
+            self.pg_map[pid[items[moved]]] -= 1
+            self.pg_map[kpages] = gsizes
+            self.pg_node[kpages] = nodes
+            self.shared += len(multi)
+            self.sharing += int(gsizes.sum()) - len(multi)
+            gcontent = content[order[starts[multi]]]
+            for n_id, kp, c, gs in zip(nodes.tolist(), kpages.tolist(), gcontent.tolist(),
+                                       gsizes.tolist(), strict=True):
+                self.node_kpage[n_id] = kp
+                self.node_len[n_id] = gs
+                self.node_content[n_id] = c
+                self.node_mm[n_id] = {}
+                self.stable[c] = (0, n_id)
+            iw = who[items]
+            for i, m in enumerate(mms):
+                sel = iw == i
+                if not sel.any():
+                    continue
+                aa = a_all[items[sel]]
+                m.flags[aa] = STABLE
+                m.head[aa] = item_node[sel]
+                mv = moved[sel]
+                m.ptes[aa[mv]] = item_kpage[sel][mv]
+                m.merging += int(sel.sum())
+                nn, cnt = np.unique(item_node[sel], return_counts=True)
+                for n_id, k in zip(nn.tolist(), cnt.tolist(), strict=True):
+                    self.node_mm[n_id][m.name] = k
+        for i, (_r, m, v) in enumerate(rest_parts):
+            self._seq_of[m.name] = np.sort(np.concatenate([v[~bulk[who == i]], seq_parts[i]]))
+    def scan(self) -> dict[str, Any]:
+        """Full scans until two leave the counters unchanged (the spec's KSM-OP-018)."""
+        history = [S._fingerprint(self.observe())]
+        for _ in range(S.MAX_PASSES):
+            if self.variant == "sksm":
+                return self.observe()
+            self.full_scan()
+            history.append(S._fingerprint(self.observe()))
+            if len(history) >= 3 and history[-1] == history[-2] == history[-3]:
+                return self.observe()
+        raise KsmRefError(f"counters did not settle within {S.MAX_PASSES} full scans")
+
+    # --- observation ---------------------------------------------------------------------
+
+    def observe(self) -> dict[str, Any]:
+        vol = self.rmap_items - self.shared - self.sharing - self.unshared
+        rec: dict[str, Any] = {
+            "pages_shared": self.shared, "pages_sharing": self.sharing,
+            "pages_unshared": self.unshared, "pages_volatile": max(vol, 0),
+            "ksm_zero_pages": self.zero,
+            "general_profit": (self.sharing + self.zero) * S.PAGE_SIZE
+            - self.rmap_items * S.RMAP_ITEM_SIZE,
+            "stable_node_chains": self.chains_n, "stable_node_dups": self.dups_n,
+        }
+        rec["processes"] = {
+            n: {"ksm_rmap_items": mm.rmap_items, "ksm_merging_pages": mm.merging,
+                "ksm_zero_pages": mm.zero,
+                "ksm_process_profit": (mm.merging + mm.zero) * S.PAGE_SIZE
+                - mm.rmap_items * S.RMAP_ITEM_SIZE}
+            for n, mm in self.mms.items() if not mm.exited}
+        if self.variant == "sksm":
+            canon = list(self.sksm_ht.values())
+            rec["sksm"] = {"sksm_pages_shared": len(canon),
+                           "sksm_pages_sharing": int(sum(self.pg_map[c] - 1 for c in canon)),
+                           "sksm_zero_pages": int(sum(int((mm.ptes == SKSM_ZERO).sum())
+                                                      for mm in self.mms.values()))}
+        return rec
+
+    def page_sharing(self) -> dict[str, list[str]]:
+        out = {}
+        for n, mm in self.mms.items():
+            if mm.exited:
+                continue
+            row = []
+            for p in mm.ptes.tolist():
+                if p == NONE:
+                    row.append("-")
+                elif p == KSM_ZERO:
+                    row.append("zero")
+                elif p >= 0 and self.pg_node[p] >= 0:
+                    row.append("ksm")
+                else:
+                    row.append("anon")
+            out[n] = row
+        return out
+
+    def read(self, name: str) -> list[str | None]:
+        mm = self.mms[name]
+        return [None if p == NONE else S.ZERO if p < 0 else self.labels[self.pg_content[p]]
+                for p in mm.ptes.tolist()]
