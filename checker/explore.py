@@ -22,18 +22,18 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Hashable, Iterable
-from typing import Any
+from typing import Any, Generic, TypeVar
 
 import attrs
 
-State = Hashable
+State = TypeVar("State", bound=Hashable)
 Label = Any
 
 
 @attrs.define
-class Violation:
+class Violation(Generic[State]):
     property: str
-    state: Any
+    state: State
     trace: list[Label]
 
 
@@ -43,7 +43,7 @@ class ExploreResult:
     depth: int
     seconds: float
     complete: bool
-    violations: list[Violation]
+    violations: list[Violation[Any]]
     finals: int = 0
 
     @property
@@ -62,7 +62,7 @@ def explore(initial: Iterable[State],
     """Explore every state reachable from ``initial``; see the module docstring."""
     start = time.perf_counter()
     parent: dict[State, tuple[State, Label] | None] = {}
-    violations: list[Violation] = []
+    violations: list[Violation[State]] = []
     seen_props: set[str] = set()
     frontier: list[State] = []
     for s in initial:
@@ -77,7 +77,7 @@ def explore(initial: Iterable[State],
     def record(prop: str, s: State) -> None:
         if prop not in seen_props:
             seen_props.add(prop)
-            violations.append(Violation(prop, s, trace_to(parent, s)))
+            violations.append(Violation[State](prop, s, trace_to(parent, s)))
 
     if check:
         bad_initial = [(s, check(s)) for s in frontier]
@@ -125,8 +125,8 @@ def explore(initial: Iterable[State],
     return _done(parent, depth, start, complete, violations, finals)
 
 
-def _done(parent: dict[State, Any], depth: int, start: float, complete: bool,
-          violations: list[Violation], finals: int) -> ExploreResult:
+def _done(parent: dict[Any, Any], depth: int, start: float, complete: bool,
+          violations: list[Violation[Any]], finals: int) -> ExploreResult:
     return ExploreResult(len(parent), depth, time.perf_counter() - start, complete, violations,
                          finals)
 

@@ -273,3 +273,27 @@ class SpecMachine:
 
     def abstract(self) -> NolockState:
         return self.s
+
+
+def build_manifest() -> dict[str, Any]:
+    """The results manifest: full explorations of the default variants, and for each broken
+    variant the properties its first counterexample breaks with the shortest trace length."""
+    from spec.nolock import BROKEN_VARIANTS
+    out: dict[str, Any] = {"default": {}, "broken": {}}
+    for v in VARIANTS:
+        out["default"][v] = manifest_entry(run(v))
+    for v in BROKEN_VARIANTS:
+        rep = run(v, stop_at_first=True)
+        out["broken"][v] = {"property": rep.violations[0]["property"],
+                            "trace_steps": len(rep.violations[0]["trace"])}
+    return out
+
+
+if __name__ == "__main__":
+    import sys
+    if sys.argv[1:] == ["--write-manifest"]:
+        MANIFEST.write_text(json.dumps(build_manifest(), indent=2, sort_keys=True) + "\n")
+        print(f"wrote {MANIFEST}")
+    else:
+        print("usage: python -m checker.nolock_explore --write-manifest", file=sys.stderr)
+        sys.exit(2)
