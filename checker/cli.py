@@ -48,7 +48,15 @@ class _Bar:
     def __enter__(self) -> Callable[..., None]:
         self.progress.__enter__()
         task = self.progress.add_task(self.label, total=self.total)
-        return lambda n=1: self.progress.advance(task, n)
+        progress = self.progress
+
+        class Tick:
+            def __call__(self, n: int = 1) -> None:
+                progress.advance(task, n)
+
+            def describe(self, text: str) -> None:
+                progress.update(task, description=text)
+        return Tick()
 
     def __exit__(self, *exc: Any) -> None:
         self.progress.__exit__(*exc)
@@ -109,18 +117,37 @@ def cmd_spec(args: argparse.Namespace) -> int:
         print(json.dumps(d, indent=None if args.json else 2))
         return EXIT_OK
     if args.spec_cmd == "render":
-        md = rulebook.render_markdown()
-        if args.out:
-            try:
-                with open(args.out, "w") as f:
-                    f.write(md)
-            except OSError as e:
-                raise UsageError(f"mmspec spec render: cannot write {args.out}: "
-                                 f"{e.strerror}") from None
-        else:
-            print(md)
+        if not args.out:
+            print(rulebook.render_markdown())
+            return EXIT_OK
+        try:
+            b = rulebook.write_book(args.out)
+        except OSError as e:
+            raise UsageError(f"mmspec spec render: cannot write {args.out}: "
+                             f"{e.strerror}") from None
+        missing = [row["id"] for row in b["coverage"] if row["missing"]]
+        print(f"wrote {args.out}/index.html and {args.out}/rulebook.md: {len(b['rules'])} "
+              f"rules, {sum(1 for r in b['rules'] if r['unchecked'])} unchecked, "
+              f"{len(missing)} without evidence")
         return EXIT_OK
-    raise UsageError("mmspec spec: choose list, show, dump or render")
+    if args.spec_cmd == "diff":
+        spec_diff = getattr(rulebook, "spec_diff", None)
+        if spec_diff is None:
+            raise UsageError("mmspec spec diff: this build has a single variant per rule")
+        try:
+            d = spec_diff(args.a, args.b)
+        except (KeyError, ValueError) as e:
+            raise UsageError(f"mmspec spec diff: {e.args[0] if e.args else e}") from None
+
+        def text_diff() -> None:
+            rows = d.get("rules", [])
+            if not rows:
+                print(f"no rule differs between {args.a} and {args.b}")
+            for row in rows:
+                print(f"{row['id']}: {row['change']}  {row.get('title', '')}")
+        _emit(args, d, text_diff)
+        return EXIT_OK
+    raise UsageError("mmspec spec: choose list, show, dump, render or diff")
 
 
 # --- fuzz -----------------------------------------------------------------------------------
@@ -141,6 +168,8 @@ def cmd_fuzz(args: argparse.Namespace) -> int:
         AREAS[args.area](args.impl)
     except ValueError as e:
         raise UsageError(f"mmspec fuzz: {e}") from None
+    if args.workers is not None or args.database is not None:
+        return _fuzz_workers(args)
     with _progress(args.examples, "examples") as tick:
         result = run_fuzz(args.impl, seconds=args.seconds, examples=args.examples,
                           seed=args.seed, shrink_seconds=args.shrink_seconds, tick=tick,
@@ -156,6 +185,34 @@ def cmd_fuzz(args: argparse.Namespace) -> int:
             print(result.program or "")
     _emit(args, result.to_json(), text)
     return EXIT_OK if result.failure is None else EXIT_VIOLATION
+
+
+def _fuzz_workers(args: argparse.Namespace) -> int:
+    from checker.fuzz import open_database, run_workers
+
+    workers = args.workers if args.workers is not None else 1
+    if not 1 <= workers <= 64:
+        raise UsageError("mmspec fuzz: --workers must be between 1 and 64")
+    if args.seconds is None:
+        raise UsageError("mmspec fuzz: --workers and --database need --seconds")
+    try:
+        open_database(args.database)
+    except ValueError as e:
+        raise UsageError(f"mmspec fuzz: {e}") from None
+    report = run_workers(args.area, args.impl, workers, args.seconds, seed=args.seed,
+                         database=args.database)
+
+    def text() -> None:
+        head = (f"fuzz {args.area} ({args.impl}): {workers} workers, {report['examples']} "
+                f"examples, database {report['database']}")
+        if report["ok"]:
+            print(f"{head}: no difference from the spec")
+        else:
+            print(f"{head}: FAILED: {report['failure']}\n")
+            print(report["program"] or "")
+            print("\nthe failure is saved in the database; plain pytest replays it")
+    _emit(args, report, text)
+    return EXIT_OK if report["ok"] else EXIT_VIOLATION
 
 
 # --- check ----------------------------------------------------------------------------------
@@ -203,25 +260,43 @@ def cmd_check(args: argparse.Namespace) -> int:
 # --- verify ---------------------------------------------------------------------------------
 
 def cmd_verify(args: argparse.Namespace) -> int:
-    from checker.verify import verify
+    from checker.verify import ktap, verify
 
-    with _progress(args.steps, "invariants") as tick:
+    if args.steps <= 0 or args.fuzz_seconds <= 0:
+        raise UsageError("mmspec verify: --steps and --fuzz-seconds must be positive")
+    areas = tuple(args.area or ())
+    if args.format == "ktap":
+        args.json = False
+    with _progress(None, "verify") as tick:
+        def on_check(name: str) -> None:
+            if tick is not None:
+                tick(1)
+                tick.describe(name)
         report = verify(fuzz_seconds=args.fuzz_seconds, steps=args.steps, seed=args.seed,
-                        tick=tick)
+                        areas=areas, on_check=on_check)
+    if not report["checks"]:
+        raise UsageError(f"mmspec verify: no checks in areas {', '.join(areas)}")
+    if args.format == "ktap":
+        print(ktap(report))
+        return EXIT_OK if report["ok"] else EXIT_VIOLATION
 
     def text() -> None:
         from rich.table import Table
-        t = Table("check", "result", "detail", "seconds")
+        t = Table("area", "check", "result", "detail", "seconds")
         for c in report["checks"]:
             result = "skipped" if c.get("skipped") else ("ok" if c["ok"] else "FAILED")
-            t.add_row(c["name"], result, c.get("skipped") or c["detail"], f"{c['seconds']:.1f}")
+            t.add_row(c["area"], c["name"], result, c.get("skipped") or c["detail"],
+                      f"{c['seconds']:.1f}")
         con = _console()
         con.print(t)
         for c in report["checks"]:
             for v in c["violations"]:
-                con.print(f"VIOLATION {v['rule']}: {v['message']}")
+                con.print(f"VIOLATION {v.get('rule', '?')}: {v.get('message', '')}")
                 if v.get("program"):
                     print(v["program"])
+        con.print(f"unchecked rules: {report['unchecked_rules']}")
+        for s in report["skipped"]:
+            con.print(f"skipped: {s['name']}: {s['reason']}")
         con.print("all checks hold" if report["ok"] else "violations found")
     _emit(args, report, text)
     return EXIT_OK if report["ok"] else EXIT_VIOLATION
@@ -253,6 +328,10 @@ def build_parser() -> argparse.ArgumentParser:
     v.add_argument("--fuzz-seconds", type=float, default=15.0)
     v.add_argument("--steps", type=int, default=1500)
     v.add_argument("--seed", type=int, default=0)
+    v.add_argument("--area", action="append",
+                   help="run only this area's checks (repeatable): alloc, core, or a plugin's")
+    v.add_argument("--format", choices=("text", "ktap"), default="text",
+                   help="ktap: KTAP version 1, one subtest per area")
     v.set_defaults(func=cmd_verify)
 
     s = sub.add_parser("spec", help="the rule book")
@@ -266,8 +345,13 @@ def build_parser() -> argparse.ArgumentParser:
     ss.add_argument("--json", action="store_true")
     sd = ssub.add_parser("dump", help="constants and tables reviewers quote")
     sd.add_argument("--json", action="store_true")
-    sr = ssub.add_parser("render", help="write the rule book as Markdown")
-    sr.add_argument("--out")
+    sr = ssub.add_parser("render", help="write the rule book (index.html and rulebook.md)")
+    sr.add_argument("--out", metavar="DIR",
+                    help="directory for index.html and rulebook.md (default: Markdown on stdout)")
+    sf = ssub.add_parser("diff", help="which rules differ between two variants")
+    sf.add_argument("a")
+    sf.add_argument("b")
+    sf.add_argument("--json", action="store_true")
     s.set_defaults(func=cmd_spec)
 
     f = sub.add_parser("fuzz", help="lockstep fuzzing against the spec")
@@ -278,6 +362,11 @@ def build_parser() -> argparse.ArgumentParser:
     f.add_argument("--seed", type=int, default=0)
     f.add_argument("--shrink-seconds", type=float, default=30.0,
                    help="time allowed for shrinking a failure once found")
+    f.add_argument("--workers", type=int,
+                   help="worker processes sharing one example database (needs --seconds)")
+    f.add_argument("--database",
+                   help="example database: a directory (default .hypothesis/examples) or "
+                        "redis://HOST:PORT shared by workers on many machines")
     f.add_argument("--impl", default="reference",
                    help="reference (default), spec, mutant:NAME, or package.module:Class")
     f.add_argument("--json", action="store_true")
@@ -331,7 +420,7 @@ def main(argv: list[str] | None = None) -> int:
         if not getattr(args, "func", None):
             raise UsageError("mmspec: choose a command; see mmspec --help")
         if args.cmd == "spec" and not args.spec_cmd:
-            raise UsageError("mmspec spec: choose list, show, dump or render")
+            raise UsageError("mmspec spec: choose list, show, dump, render or diff")
         for cmd, attr in (("explore", "explore_cmd"), ("simulate", "simulate_cmd")):
             if args.cmd == cmd and not getattr(args, attr, None):
                 raise UsageError(f"mmspec {cmd}: choose what to {cmd}; see mmspec {cmd} --help")

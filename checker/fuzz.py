@@ -264,13 +264,16 @@ register_area("alloc", lambda impl: machine_for(resolve_impl(impl)))
 def run_fuzz(impl: str, seconds: float | None = None, examples: int | None = None,
              seed: int = 0, steps: int = 30, batch: int = 25,
              shrink_seconds: float = 30.0,
-             tick: Callable[[int], None] | None = None, area: str = "alloc") -> FuzzResult:
+             tick: Callable[[int], None] | None = None, area: str = "alloc",
+             database: Any = None, stop: Callable[[], bool] | None = None) -> FuzzResult:
     """Run the lockstep machine of ``area`` until ``seconds`` pass or ``examples`` have run.
 
     Each batch runs with seed ``seed + i`` so a time-bounded run keeps discovering; the first
     failure stops the run and its shrunk program is returned. ``seconds`` bounds the search;
     shrinking a failure, once found, may take longer (``detected_after`` says when it was
-    found). Raises ``ValueError`` for an unknown area or implementation.
+    found). ``database`` is a Hypothesis example database (see :func:`open_database`): a
+    failure is saved there, and saved failures are replayed first. ``stop()`` true ends the
+    run between batches. Raises ``ValueError`` for an unknown area or implementation.
     """
     if area not in AREAS:
         raise ValueError(f"unknown area {area!r} (known: {', '.join(sorted(AREAS))})")
@@ -281,14 +284,16 @@ def run_fuzz(impl: str, seconds: float | None = None, examples: int | None = Non
     saved_limit = engine.MAX_SHRINKING_SECONDS
     engine.MAX_SHRINKING_SECONDS = int(max(1, shrink_seconds))
     try:
-        return _run_batches(impl, machine, seconds, examples, seed, steps, batch, tick)
+        return _run_batches(impl, machine, seconds, examples, seed, steps, batch, tick,
+                            database, stop)
     finally:
         engine.MAX_SHRINKING_SECONDS = saved_limit
 
 
 def _run_batches(impl: str, machine: type[RuleBasedStateMachine], seconds: float | None,
                  examples: int | None, seed: int, steps: int, batch: int,
-                 tick: Callable[[int], None] | None) -> FuzzResult:
+                 tick: Callable[[int], None] | None, database: Any = None,
+                 stop: Callable[[], bool] | None = None) -> FuzzResult:
     start = time.monotonic()
     done = 0
     i = 0
@@ -297,6 +302,8 @@ def _run_batches(impl: str, machine: type[RuleBasedStateMachine], seconds: float
     while True:
         n = batch if examples is None else min(batch, examples - done)
         if n <= 0 or (seconds is not None and time.monotonic() - start >= seconds):
+            break
+        if stop is not None and stop():
             break
         out = io.StringIO()
 
@@ -308,7 +315,8 @@ def _run_batches(impl: str, machine: type[RuleBasedStateMachine], seconds: float
         try:
             with hypothesis.reporting.with_reporter(report):
                 run_state_machine_as_test(seeded, settings=settings(
-                    max_examples=n, stateful_step_count=steps, deadline=None, database=None,
+                    max_examples=n, stateful_step_count=steps, deadline=None,
+                    database=database,
                     suppress_health_check=list(HealthCheck), print_blob=False))
         except Exception as group:  # the machine's assertion, with its shrunk program
             e = _first_failure(group)
@@ -324,3 +332,65 @@ def _run_batches(impl: str, machine: type[RuleBasedStateMachine], seconds: float
         if tick:
             tick(n)
     return FuzzResult(impl, done, time.monotonic() - start)
+
+
+# --- many workers, one example database ---------------------------------------------------------
+
+def open_database(spec: str | None) -> Any:
+    """A Hypothesis example database: a directory path, or ``redis://HOST:PORT[/DB]`` for
+    Hypothesis's Redis database shared by workers on many machines. ``None`` means the
+    directory Hypothesis itself uses by default (``.hypothesis/examples``), so that plain
+    pytest in the same checkout replays what the workers found."""
+    from hypothesis.database import DirectoryBasedExampleDatabase
+
+    if spec is None:
+        return DirectoryBasedExampleDatabase(".hypothesis/examples")
+    if spec.startswith("redis://"):
+        try:
+            import redis
+            from hypothesis.extra.redis import RedisExampleDatabase
+        except ImportError as e:
+            raise ValueError(f"--database {spec}: the redis package is not installed "
+                             f"({e.name}); pip install redis") from None
+        client = redis.Redis.from_url(spec, socket_connect_timeout=5)
+        try:
+            client.ping()
+        except redis.exceptions.RedisError as e:
+            raise ValueError(f"--database {spec}: cannot reach the Redis server ({e})") from None
+        return RedisExampleDatabase(client, key_prefix=b"mmspec-hypothesis")
+    if "://" in spec:
+        raise ValueError(f"--database {spec}: use a directory or redis://HOST:PORT")
+    return DirectoryBasedExampleDatabase(spec)
+
+
+def _worker(args: tuple[str, str, float, int, str | None, Any]) -> dict[str, Any]:
+    area, impl, seconds, seed, database, stop_event = args
+    result = run_fuzz(impl, seconds=seconds, seed=seed, shrink_seconds=30.0, area=area,
+                      database=open_database(database), stop=stop_event.is_set)
+    if result.failure is not None:
+        stop_event.set()
+    return {"seed": seed, **result.to_json()}
+
+
+def run_workers(area: str, impl: str, workers: int, seconds: float, seed: int = 0,
+                database: str | None = None) -> dict[str, Any]:
+    """``workers`` processes fuzz ``area`` for ``seconds`` each, with different seeds, saving
+    into one example database; the first failure stops the others at their next batch."""
+    import multiprocessing as mp
+
+    open_database(database)  # fail fast, in the parent, on a bad path or server
+    ctx = mp.get_context("spawn")
+    with ctx.Manager() as manager:
+        stop_event = manager.Event()
+        jobs = [(area, impl, seconds, seed + 1_000_003 * k, database, stop_event)
+                for k in range(workers)]
+        with ctx.Pool(workers) as pool:
+            results = pool.map(_worker, jobs)
+    failures = [r for r in results if not r["ok"]]
+    return {"area": area, "implementation": impl, "workers": workers,
+            "database": database or ".hypothesis/examples",
+            "examples": sum(r["examples"] for r in results), "ok": not failures,
+            "failure": failures[0]["failure"] if failures else None,
+            "program": failures[0]["program"] if failures else None,
+            "per_worker": [{k: r[k] for k in ("seed", "examples", "seconds", "ok")}
+                           for r in results]}

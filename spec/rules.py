@@ -106,6 +106,9 @@ class Rule:
     module: str
     qualname: str
     obj: Any = attrs.field(eq=False, repr=False, default=None)
+    #: Why this rule has no check that can fail (empty when it is checked). The rule book
+    #: requires positive and negative evidence for every rule without such a reason.
+    unchecked: str = ""
 
     @property
     def area(self) -> str:
@@ -149,7 +152,7 @@ def _variants(rule_id: str, variants: tuple[str, ...] | None) -> tuple[str, ...]
 
 
 def rule(rule_id: str, title: str, anchor: str,
-         variants: tuple[str, ...] | None = None) -> Callable[[F], F]:
+         variants: tuple[str, ...] | None = None, unchecked: str = "") -> Callable[[F], F]:
     """Register the decorated function as rule ``rule_id``; its docstring is the text."""
 
     def register(fn: F) -> F:
@@ -158,7 +161,7 @@ def rule(rule_id: str, title: str, anchor: str,
         if not text:
             raise RuleError(f"rule {rule_id} has no normative docstring")
         RULES[rule_id] = Rule(rule_id, title, text, anchor, _variants(rule_id, variants),
-                              fn.__module__, fn.__qualname__, fn)
+                              fn.__module__, fn.__qualname__, fn, unchecked)
         ids = getattr(fn, "__rules__", ())
         try:
             fn.__rules__ = (*ids, rule_id)  # type: ignore[attr-defined]
@@ -170,11 +173,12 @@ def rule(rule_id: str, title: str, anchor: str,
 
 
 def declare(rule_id: str, title: str, text: str, anchor: str, obj: Any = None,
-            module: str = "", variants: tuple[str, ...] | None = None) -> Rule:
+            module: str = "", variants: tuple[str, ...] | None = None,
+            unchecked: str = "") -> Rule:
     """Register a rule whose subject is a table or constant rather than a function."""
     _check_id(rule_id)
     r = Rule(rule_id, title, inspect.cleandoc(text), anchor, _variants(rule_id, variants),
-             module, "", obj)
+             module, "", obj, unchecked)
     RULES[rule_id] = r
     return r
 
@@ -202,4 +206,5 @@ def load_all() -> dict[str, Rule]:
 #: ``mmspec spec list`` imports all of them.
 RULE_MODULES: tuple[str, ...] = (
     "checker.snapshot",
+    "checker.trace",
 )

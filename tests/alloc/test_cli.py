@@ -42,10 +42,15 @@ def test_spec_dump_json_is_one_object() -> None:
 
 
 def test_spec_render_writes_the_rule_book(tmp_path: Path) -> None:
-    out = tmp_path / "rules.md"
+    out = tmp_path / "book"
     assert main(["spec", "render", "--out", str(out)]) == 0
-    text = out.read_text()
+    text = (out / "rulebook.md").read_text()
     assert "### ALLOC-OP-011" in text and "mm/page_alloc.c:__rmqueue_claim" in text
+    html = (out / "index.html").read_text()
+    assert "id='ALLOC-OP-011'" in html and "href='#ALLOC-OP-011'" in html
+    # Evidence is listed under the rule, with a seeded bug for OP-011 (its broken twin).
+    section = html.split("id='ALLOC-OP-011'")[1].split("class='rule'")[0]
+    assert "seeded-bug (seeded bug caught)" in section and "test (holds)" in section
 
 
 @pytest.mark.parametrize("args", [
@@ -75,13 +80,40 @@ def test_fuzz_spec_against_itself_is_clean() -> None:
 
 
 def test_verify_json_reports_every_check() -> None:
-    r = run("verify", "--json", "--fuzz-seconds", "3", "--steps", "200")
+    r = run("verify", "--json", "--fuzz-seconds", "3", "--steps", "200", "--area", "alloc")
     assert r.returncode == 0, r.stdout[-2000:] + r.stderr[-2000:]
     report = json.loads(r.stdout)
     names = [c["name"] for c in report["checks"]]
     assert report["ok"] and len(names) == 3
     assert names[0].startswith("invariants") and names[1].startswith("lockstep fuzz")
     assert all(c["violations"] == [] for c in report["checks"])
+    assert all(c["area"] == "alloc" for c in report["checks"])
+
+
+def test_verify_ktap_has_one_subtest_per_area() -> None:
+    r = run("verify", "--format", "ktap", "--fuzz-seconds", "2", "--steps", "100",
+            "--area", "alloc")
+    assert r.returncode == 0, r.stdout[-2000:] + r.stderr[-2000:]
+    lines = r.stdout.splitlines()
+    assert lines[:2] == ["KTAP version 1", "1..1"]
+    assert lines[2:5] == ["    KTAP version 1", "    # Subtest: alloc", "    1..3"]
+    assert lines[5].startswith("    ok 1 invariants")
+    assert lines[-1] == "ok 1 alloc"
+
+
+def test_ktap_reports_failures_and_skips() -> None:
+    from checker.verify import ktap
+    report = {"checks": [
+        {"area": "alloc", "name": "a # b", "ok": False, "violations": [
+            {"rule": "ALLOC-INV-002", "message": "page 3\nowned twice"}]},
+        {"area": "ksm", "name": "oracle", "ok": True, "skipped": "no /sys/kernel/mm/ksm",
+         "violations": []}]}
+    assert ktap(report).splitlines() == [
+        "KTAP version 1", "1..2",
+        "    KTAP version 1", "    # Subtest: alloc", "    1..1",
+        "    # ALLOC-INV-002: page 3 owned twice", "    not ok 1 a  b", "not ok 1 alloc",
+        "    KTAP version 1", "    # Subtest: ksm", "    1..1",
+        "    ok 1 oracle # SKIP no /sys/kernel/mm/ksm", "ok 2 ksm"]
 
 
 def test_bench_json_on_a_small_zone() -> None:

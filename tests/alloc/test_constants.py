@@ -66,3 +66,38 @@ def test_spec_dump_has_the_kernel_values_ALLOC_POL_001_ALLOC_POL_003_ALLOC_POL_0
     assert d["alloc_flags"]["ALLOC_MIN_RESERVE"] == C.__GFP_HIGH
     assert d["MAX_PAGE_ORDER"] == 10 and d["pageblock_order"] == 9
     assert d["NR_PCP_LISTS"] == 14
+
+
+# --- the tables against what the kernel publishes ---------------------------------------------
+
+def _pagetypeinfo() -> str:
+    return (DATA.parent / "snapshots" / "idle" / "pagetypeinfo").read_text()
+
+
+def test_tables_match_the_kernel_ALLOC_POL_001_ALLOC_POL_002_ALLOC_POL_003() -> None:
+    from checker.kernel_tables import (
+        alloc_flag_mismatches,
+        gfp_table_mismatches,
+        migratetype_mismatches,
+    )
+    assert gfp_table_mismatches(C.GFP_TRACE_NAMES,
+                                (DATA / "mm_page_alloc.format").read_text()) == []
+    assert migratetype_mismatches(C.MIGRATETYPE_SHORT_NAMES, _pagetypeinfo()) == []
+    assert alloc_flag_mismatches(C.ALLOC_FLAGS, C.GFP_BITS) == []
+
+
+@pytest.mark.seeded_bug
+def test_a_wrong_table_is_caught_ALLOC_POL_001_ALLOC_POL_002_ALLOC_POL_003() -> None:
+    from checker.kernel_tables import (
+        alloc_flag_mismatches,
+        gfp_table_mismatches,
+        migratetype_mismatches,
+    )
+    gfp = dict(C.GFP_TRACE_NAMES)
+    gfp["__GFP_HIGH"] <<= 1  # one bit moved
+    assert gfp_table_mismatches(tuple(gfp.items()), (DATA / "mm_page_alloc.format").read_text())
+    swapped = dict(C.MIGRATETYPE_SHORT_NAMES) | {C.MIGRATE_MOVABLE: "Reclaimable",
+                                                 C.MIGRATE_RECLAIMABLE: "Movable"}
+    assert migratetype_mismatches(swapped, _pagetypeinfo())
+    assert alloc_flag_mismatches(C.ALLOC_FLAGS | {"ALLOC_KSWAPD": 0x1000}, C.GFP_BITS)
+    assert alloc_flag_mismatches(C.ALLOC_FLAGS | {"ALLOC_CMA": C.ALLOC_NOFRAGMENT}, C.GFP_BITS)

@@ -16,6 +16,7 @@ from reference import Zone as ReferenceZone
 TestReferenceLockstep = machine_for(ReferenceZone).TestCase
 
 
+@pytest.mark.seeded_bug
 @pytest.mark.parametrize("name", sorted(MUTANTS))
 def test_seeded_bug_is_caught_within_60_seconds(name: str) -> None:
     result = run_fuzz(f"mutant:{name}", seconds=60, seed=0, shrink_seconds=10)

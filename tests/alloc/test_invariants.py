@@ -80,6 +80,7 @@ def test_valid_state_satisfies_every_invariant() -> None:
     assert check_invariants(z) == []
 
 
+@pytest.mark.seeded_bug
 @pytest.mark.parametrize("rule_id", sorted(BROKEN))
 def test_invariant_fires_on_its_broken_state(rule_id: str) -> None:
     broken = BROKEN[rule_id](valid_state())
@@ -93,6 +94,14 @@ def test_nofragment_guarantee_ALLOC_PROP_001() -> None:
     before = spec.init_zone(cfg)
     after, pfn = spec.alloc_pages(before, C.GFP_HIGHUSER_MOVABLE, 0)
     assert pfn is not None and nofragment_guarantee(before, after, C.GFP_HIGHUSER_MOVABLE) == []
+
+
+@pytest.mark.seeded_bug
+def test_nofragment_guarantee_catches_a_steal_ALLOC_PROP_001() -> None:
+    cfg = attrs.evolve(CFG, defrag_mode=1, pageblock_order=3, max_page_order=3,
+                       pageblock_types=(U,) * 8)
+    before = spec.init_zone(cfg)
+    after, pfn = spec.alloc_pages(before, C.GFP_HIGHUSER_MOVABLE, 0)
     # The same page taken without retyping its block (a steal) breaks the property.
     polluted = attrs.evolve(after, pageblock_migratetype=before.pageblock_migratetype)
     assert nofragment_guarantee(before, polluted, C.GFP_HIGHUSER_MOVABLE)
