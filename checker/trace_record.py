@@ -25,6 +25,7 @@ import lzma
 import os
 import shutil
 import subprocess
+import sys
 import time
 from collections.abc import Iterator, Sequence
 from pathlib import Path
@@ -43,6 +44,43 @@ DEFAULT_EVENTS: tuple[str, ...] = (
 )
 
 _counter = itertools.count()
+
+_PY = sys.executable or "python3"
+
+#: Bounded real workloads (each well under 10 s and 100 MiB), for tests and ``mmspec verify``.
+WORKLOADS: dict[str, list[str]] = {
+    # anonymous memory churn: 1 MiB buffers allocated and dropped, at most 32 MiB at a time
+    "python-churn": [_PY, "-c", (
+        "import time\n"
+        "end = time.monotonic() + 1.0\n"
+        "while time.monotonic() < end:\n"
+        "    b = [bytearray(1 << 20) for _ in range(32)]\n"
+        "    del b\n")],
+    # page cache: write 32 MiB to a file, fsync, drop it from the cache, read it back, delete
+    "pagecache-io": [_PY, "-c", (
+        "import os, tempfile\n"
+        "fd, p = tempfile.mkstemp(prefix='mmspec-io-')\n"
+        "try:\n"
+        "    for _ in range(32): os.write(fd, os.urandom(1 << 20))\n"
+        "    os.fsync(fd)\n"
+        "    os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)\n"
+        "    os.lseek(fd, 0, 0)\n"
+        "    while os.read(fd, 1 << 20): pass\n"
+        "finally:\n"
+        "    os.close(fd); os.unlink(p)\n")],
+    # THP faults: 64 MiB of MADV_HUGEPAGE anonymous memory touched, then unmapped
+    "thp-fault": [_PY, "-c", (
+        "import mmap\n"
+        "for _ in range(2):\n"
+        "    m = mmap.mmap(-1, 64 << 20, flags=mmap.MAP_PRIVATE | mmap.MAP_ANONYMOUS)\n"
+        "    m.madvise(mmap.MADV_HUGEPAGE)\n"
+        "    for i in range(0, 64 << 20, 4096): m[i] = 1\n"
+        "    m.close()\n")],
+    # a pipe: 64 MiB through cat (GFP_HIGHUSER|__GFP_ACCOUNT pipe pages)
+    "pipe": ["sh", "-c", "head -c 67108864 /dev/zero | cat > /dev/null"],
+    # compaction of all zones (a one-shot trigger, no setting changes)
+    "compaction": ["sh", "-c", "echo 1 > /proc/sys/vm/compact_memory"],
+}
 
 
 class RecordError(Exception):
