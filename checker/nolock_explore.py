@@ -66,6 +66,8 @@ class NolockReport:
         r = self.result
         return {"variant": self.variant, "states": r.states, "depth": r.depth,
                 "states_per_s": round(r.states_per_s), "seconds": round(r.seconds, 3),
+                "states_per_cpu_s": round(r.states_per_cpu_s),
+                "cpu_seconds": round(r.cpu_seconds, 3),
                 "complete": r.complete, "final_states": r.finals,
                 "lock_order": [list(e) for e in sorted(self.lock_edges)],
                 "violations": self.violations}
@@ -96,13 +98,38 @@ def run(variant: str = "v6.18", bound: int = 1, cpus: int | None = None,
     violations = []
     for v in result.violations:
         violations.append({"property": v.property,
-                           "trace": [describe_label(m, lab) for lab in v.trace],
+                           "trace": annotated_trace(m, v.trace),
                            "state": describe_state(m, v.state)})
     cycle = lock_order_cycle(m.lock_edges)
     if cycle:
         violations.append({"property": "NOLOCK-PROP-003",
                            "trace": [f"{a} -> {b}" for a, b in cycle], "state": ""})
     return NolockReport(variant, cfg, result, sorted(m.lock_edges), violations)
+
+
+def annotated_trace(m: NolockModel, trace: list[Any]) -> list[str]:
+    """The trace's lines, each followed by where that context goes next (the branch a
+    trylock or a check took), found by replaying the trace from the initial state."""
+    s = m.initial()
+    lines = []
+    for label in trace:
+        cpu, level, opi, what = label
+        nxt = next((t for lab, t in successors(m, s) if lab == label), None)
+        line = describe_label(m, label)
+        if nxt is None or what.endswith("waits") or what.endswith("waits forever"):
+            lines.append(line)
+            continue
+        if opi >= 0:
+            frames = [f for f in nxt.stacks[cpu] if f[0] == level]
+            if not frames:
+                line += "  -> returns"
+            elif frames[0][1] != opi:
+                line += f"  -> returns; next {frames[0][2]}"
+            else:
+                line += f"  -> {frames[0][2]}"
+        lines.append(line)
+        s = nxt
+    return lines
 
 
 def why(report: NolockReport, state: NolockState) -> str:

@@ -62,13 +62,14 @@ def cmd_explore_nolock(args: argparse.Namespace, cli: Any) -> int:
     def text() -> None:
         r = report.result
         print(f"explore nolock --variant {args.variant}: {r.states} distinct states, depth "
-              f"{r.depth}, {r.states_per_s:,.0f} states/s ({r.seconds:.2f} s, "
-              f"{'complete' if r.complete else 'PARTIAL: --max-states reached'}), "
+              f"{r.depth}, {r.states_per_s:,.0f} states/s ({r.seconds:.2f} s; "
+              f"{r.states_per_cpu_s:,.0f} per CPU second), "
+              f"{'complete' if r.complete else 'PARTIAL: --max-states reached'}, "
               f"{r.finals} final states")
         print("lock order: " + (", ".join(f"{a} -> {b}" for a, b in report.lock_edges)
                                 or "(no nested waiting acquisitions)"))
         if report.ok:
-            print("all properties hold: NOLOCK-PROP-001..005, NOLOCK-INV-001..003")
+            print("all properties hold: NOLOCK-PROP-001..005, NOLOCK-INV-001..004")
         for v in report.violations:
             print(f"\nVIOLATION {v['property']} (shortest trace, {len(v['trace'])} steps):")
             for i, line in enumerate(v["trace"], 1):
