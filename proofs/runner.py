@@ -243,25 +243,29 @@ def all_of(outcomes: Iterable[tuple[str, Outcome]]) -> Outcome:
 
 # --- running ----------------------------------------------------------------------------------
 
-def read_manifest(path: Path = MANIFEST) -> dict[str, dict[str, Any]]:
+def read_manifest(path: Path | None = None) -> dict[str, dict[str, Any]]:
+    path = path or MANIFEST
     if not path.exists():
         return {}
     data: dict[str, dict[str, Any]] = json.loads(path.read_text())["obligations"]
     return data
 
 
-def write_manifest(results: Sequence[Result], path: Path = MANIFEST) -> None:
-    """Record verdicts and state counts (merged into the existing manifest)."""
+def write_manifest(results: Sequence[Result], path: Path | None = None) -> None:
+    """Record verdicts and state counts (merged into the existing manifest), one obligation
+    per line so that a change reads as a one-line diff."""
+    path = path or MANIFEST
     load_all()
-    old = read_manifest(path)
+    entries = read_manifest(path)
     for r in results:
-        entry: dict[str, Any] = {"rules": list(r.rules), "expected": r.verdict,
+        entry: dict[str, Any] = {"expected": r.verdict, "rules": list(r.rules),
                                  "tags": sorted(r.tags)}
         if r.states is not None:
             entry["states"] = r.states
-        old[r.name] = entry
-    data = {"obligations": {k: old[k] for k in sorted(old) if k in REGISTRY}}
-    path.write_text(json.dumps(data, indent=1, sort_keys=False) + "\n")
+        entries[r.name] = entry
+    names = [k for k in sorted(entries) if k in REGISTRY]
+    lines = [f"  {json.dumps(k)}: {json.dumps(entries[k])}" for k in names]
+    path.write_text('{"obligations": {\n' + ",\n".join(lines) + "\n}}\n")
 
 
 def select(names: Sequence[str] = (), include_slow: bool = False) -> list[Obligation]:
