@@ -420,7 +420,6 @@ class Checker:
         self.pageblock_order: int | None = None
         self.header_lost = False
         self.seen_event_line = False
-        self.cur_event = ""
         self.last_ts_free = -1.0   # the latest mm_page_free timestamp (kept apart: hot path)
 
     # -- state machine ------------------------------------------------------------------------
@@ -689,13 +688,13 @@ class Checker:
     def _compaction_span(self, line: int, cpu: int, ts: float, m: re.Match[str]) -> None:
         zs, mp, fp, ze = (int(v, 16) for v in m.groups()[1:5])
         if not (zs <= mp <= ze and zs <= fp <= ze):
-            self.r.violation("ALLOC-INV-209", line, f"{self.cur_event}: migrate_pfn {hex(mp)} or "
+            self.r.violation("ALLOC-INV-209", line, f"{_name_of(m)}: migrate_pfn {hex(mp)} or "
                              f"free_pfn {hex(fp)} outside the zone [{hex(zs)}, {hex(ze)}]")
 
     def _compaction_range(self, line: int, cpu: int, ts: float, m: re.Match[str]) -> None:
         start, end = int(m.group(2), 16), int(m.group(3), 16)
         if start > end:
-            self.r.violation("ALLOC-INV-209", line, f"{self.cur_event}: range start {hex(start)} "
+            self.r.violation("ALLOC-INV-209", line, f"{_name_of(m)}: range start {hex(start)} "
                              f"after its end {hex(end)}")
 
     # -- lines ----------------------------------------------------------------------------------
@@ -733,7 +732,6 @@ class Checker:
             return
         cpu = int(m.group(1))
         pattern, handler = judged
-        self.cur_event = event
         b = pattern.match(text, m.end())
         if b is None:
             r.violation("ALLOC-INV-200", line, f"{event}: fields do not match its format: "
@@ -759,34 +757,37 @@ class Checker:
         by = r.by_event
         cpus = r.cpus
         feed = self.feed
+        events = 0
         n = start - 1
-        for n, text in enumerate(lines, start):
-            m = search(text)
-            if m is None or text[:1] == "#":
-                feed(n, text)
-                continue
-            event = m.group(3)
-            judged = body.get(event)
-            if judged is None:
-                r.events += 1
+        try:
+            for n, text in enumerate(lines, start):
+                m = search(text)
+                if m is None or text[0] == "#":
+                    feed(n, text)
+                    continue
+                cpu_s, ts_s, event = m.groups()
+                judged = body.get(event)
+                if judged is None:
+                    events += 1
+                    by[event] = by.get(event, 0) + 1
+                    self.seen_event_line = True
+                    continue
+                b = judged[0].match(text, m.end())
+                if b is None:
+                    feed(n, text)
+                    continue
+                events += 1
                 by[event] = by.get(event, 0) + 1
-                self.seen_event_line = True
-                continue
-            b = judged[0].match(text, m.end())
-            if b is None:
-                feed(n, text)
-                continue
-            r.events += 1
-            by[event] = by.get(event, 0) + 1
-            cpu = int(m.group(1))
-            if cpu not in cpus:
-                cpus.add(cpu)
-                self.seen_event_line = True
-            self.cur_event = event
-            try:
-                judged[1](self, n, cpu, float(m.group(2)), b)
-            except ValueError as e:
-                r.violation("ALLOC-INV-200", n, f"{event}: {e}")
+                cpu = int(cpu_s)
+                if cpu not in cpus:
+                    cpus.add(cpu)
+                    self.seen_event_line = True
+                try:
+                    judged[1](self, n, cpu, float(ts_s), b)
+                except ValueError as e:
+                    r.violation("ALLOC-INV-200", n, f"{event}: {e}")
+        finally:
+            r.events += events
         return n
 
     def _header(self, line: int, text: str) -> None:
@@ -830,16 +831,22 @@ _BODY: dict[str, tuple[re.Pattern[str], Any]] = {
         rf"alloc_migratetype={_N} fallback_migratetype={_N} fragmenting={_N} "
         rf"change_ownership={_N}\s*$"), Checker._extfrag),
     "mm_compaction_begin": (re.compile(
-        rf"()zone_start={_X} migrate_pfn={_X} free_pfn={_X} zone_end={_X}, mode=\w+\s*$"),
-        Checker._compaction_span),
+        rf"(mm_compaction_begin)?zone_start={_X} migrate_pfn={_X} free_pfn={_X} "
+        rf"zone_end={_X}, mode=\w+\s*$"), Checker._compaction_span),
     "mm_compaction_end": (re.compile(
-        rf"()zone_start={_X} migrate_pfn={_X} free_pfn={_X} zone_end={_X}, mode=\w+ "
-        r"status=\w+\s*$"), Checker._compaction_span),
+        rf"(mm_compaction_end)?zone_start={_X} migrate_pfn={_X} free_pfn={_X} "
+        rf"zone_end={_X}, mode=\w+ status=\w+\s*$"), Checker._compaction_span),
 }
 for _name in ("mm_compaction_isolate_freepages", "mm_compaction_isolate_migratepages",
               "mm_compaction_fast_isolate_freepages"):
-    _BODY[_name] = (re.compile(rf"()range=\({_X} ~ {_X}\) nr_scanned=\d+ nr_taken=\d+\s*$"),
-                    Checker._compaction_range)
+    # the optional group never matches: it only carries the event's name for messages
+    _BODY[_name] = (re.compile(rf"({_name})?range=\({_X} ~ {_X}\) nr_scanned=\d+ "
+                               rf"nr_taken=\d+\s*$"), Checker._compaction_range)
+
+
+def _name_of(m: re.Match[str]) -> str:
+    """The event name a compaction pattern carries in its first (never matching) group."""
+    return m.re.pattern[1:m.re.pattern.index(")")]
 
 
 _want_cache: dict[str, str] = {}
