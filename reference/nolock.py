@@ -164,7 +164,7 @@ class NolockMachine:
         me = self._me(cpu, ctx)
         cfg = self.config
         yield "alloc_pages_nolock" if nolock else "alloc_pages"
-        if nolock and (gfp & ~GFP_ACCOUNT_BIT or self._cannot_trylock(ctx)):
+        if nolock and self._cannot_trylock(ctx):
             return
         yield "zone_watermark_fast"
         if self.nr_free <= (cfg.wmark_min if nolock else cfg.wmark_low):

@@ -119,22 +119,25 @@ def gfpflags_allow_spinning(gfp: int, flipped: bool = False) -> bool:
     return not spin if flipped else spin
 
 
-NOLOCK_GFP = 0  # alloc_pages_nolock(): the caller may add only __GFP_ACCOUNT
+NOLOCK_GFP = 0  # alloc_pages_nolock()'s own mask has no reclaim bit (nor any bit used here)
+#: The only gfp bit a caller of alloc_pages_nolock() may pass in 6.18. (A module-level name:
+#: inside a class body Python would mangle ``__GFP_ACCOUNT``.)
+NOLOCK_CALLER_GFP = __GFP_ACCOUNT
 
 
 @rule("NOLOCK-OP-001", "alloc_pages_nolock() refuses what it cannot do without waiting",
       "mm/page_alloc.c:alloc_frozen_pages_nolock_noprof @ v6.18")
-def nolock_refuses(variant: str, level: int, gfp_flags: int, order: int) -> bool:
+def nolock_refuses(variant: str, level: int, order: int) -> bool:
     """
-    ``alloc_pages_nolock(gfp_flags, nid, order)`` accepts only ``__GFP_ACCOUNT`` in
-    ``gfp_flags`` (anything else is a caller bug, VM_WARN_ON_ONCE) and returns NULL at once
-    for orders the per-CPU lists do not serve (``!pcp_allowed_order``: above 3, except
-    HPAGE_PMD_ORDER with THP) and under PREEMPT_RT in NMI or hardirq context (an RT
-    spin_trylock is unsafe in NMI and confuses priority inheritance in hardirq). With the
-    2026 UP fix, also in NMI on a uniprocessor kernel, where spin_trylock() always succeeds.
+    ``alloc_pages_nolock(gfp_flags, nid, order)`` returns NULL at once under PREEMPT_RT in
+    NMI or hardirq context (an RT spin_trylock is unsafe in NMI and confuses priority
+    inheritance in hardirq) and for orders the per-CPU lists do not serve
+    (``!pcp_allowed_order``: above PAGE_ALLOC_COSTLY_ORDER = 3, except HPAGE_PMD_ORDER = 9
+    with THP). With the 2026 UP fix (``!can_spin_trylock()``) also in NMI on a uniprocessor
+    kernel, where spin_trylock() always succeeds. ``gfp_flags`` may hold only
+    ``__GFP_ACCOUNT``: anything else is a caller bug that 6.18 only warns about
+    (VM_WARN_ON_ONCE, the call goes on); the model's configurations reject it.
     """
-    if gfp_flags & ~__GFP_ACCOUNT:
-        return True
     if not (order <= 3 or order == 9):
         return True
     base = base_variant(variant)
@@ -202,6 +205,14 @@ class NolockConfig:
                 raise ValueError("handlers[cpu] has 4 levels, level 0 (task) empty")
         if not 1 <= self.bound <= 15:
             raise ValueError("bound must be 1..15")
+        for prog in (*self.tasks, *(p for progs in self.handlers for p in progs)):
+            for name, arg in prog:
+                if name == "alloc_pages_nolock" and arg & ~NOLOCK_CALLER_GFP:
+                    raise ValueError("alloc_pages_nolock() takes only __GFP_ACCOUNT")
+                if name == "drain_pages" and not 0 <= arg < self.nr_cpus:
+                    raise ValueError("drain_pages() of a CPU that does not exist")
+                if name not in (*ALLOC_OPS, *FREE_OPS, "drain_pages"):
+                    raise ValueError(f"unknown operation {name!r}")
         pfns = [p for _, _, p in self.preowned]
         if len(set(pfns)) != len(pfns) or any(not 0 <= p < self.nr_pages for p in pfns):
             raise ValueError("preowned pages must be distinct pfns of this zone")
@@ -458,7 +469,7 @@ def alloc_pages(m: NolockModel, s: NolockState, cpu: int, f: Frame) -> NolockSta
 @step("alloc_pages_nolock")
 def alloc_pages_nolock(m: NolockModel, s: NolockState, cpu: int,
                        f: Frame) -> NolockState | Wait:
-    if nolock_refuses(m.variant, f[0], m.op(cpu, f)[1], 0):
+    if nolock_refuses(m.variant, f[0], 0):
         return _finish(m, s, cpu, f)
     return _goto(s, cpu, f, "zone_watermark_fast")
 

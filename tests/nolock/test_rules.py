@@ -65,20 +65,22 @@ def test_gfpflags_allow_spinning_NOLOCK_POL_002() -> None:
 
 
 def test_nolock_refuses_NOLOCK_OP_001() -> None:
-    # Only __GFP_ACCOUNT may be passed; pcp orders only (0..3, 9 with THP).
-    assert not nolock_refuses("v6.18", TASK, C.__GFP_ACCOUNT, 0)
-    assert nolock_refuses("v6.18", TASK, C.__GFP_ZERO, 0)
-    assert not nolock_refuses("v6.18", NMI, 0, 3)
-    assert nolock_refuses("v6.18", NMI, 0, 4)
-    assert not nolock_refuses("v6.18", NMI, 0, 9)
+    # pcp orders only (0..3, and 9 = HPAGE_PMD_ORDER with THP).
+    assert not nolock_refuses("v6.18", NMI, 3)
+    assert nolock_refuses("v6.18", NMI, 4)
+    assert not nolock_refuses("v6.18", NMI, 9)
     # PREEMPT_RT: NULL in NMI and hardirq, fine in task and softirq context.
-    assert nolock_refuses("PREEMPT_RT", NMI, 0, 0)
-    assert nolock_refuses("PREEMPT_RT", HARDIRQ, 0, 0)
-    assert not nolock_refuses("PREEMPT_RT", SOFTIRQ, 0, 0)
+    assert nolock_refuses("PREEMPT_RT", NMI, 0)
+    assert nolock_refuses("PREEMPT_RT", HARDIRQ, 0)
+    assert not nolock_refuses("PREEMPT_RT", SOFTIRQ, 0)
     # UP: NULL in NMI with 620b46ed6ae17; 6.18 as released did not refuse.
-    assert nolock_refuses("SMP=n", NMI, 0, 0)
-    assert not nolock_refuses("SMP=n", HARDIRQ, 0, 0)
-    assert not nolock_refuses("smp-n-nmi", NMI, 0, 0)
+    assert nolock_refuses("SMP=n", NMI, 0)
+    assert not nolock_refuses("SMP=n", HARDIRQ, 0)
+    assert not nolock_refuses("smp-n-nmi", NMI, 0)
+    # Only __GFP_ACCOUNT may be passed (6.18 warns and goes on; the model refuses the config).
+    with pytest.raises(ValueError, match="only __GFP_ACCOUNT"):
+        NolockConfig(nr_cpus=1, tasks=((("alloc_pages_nolock", C.__GFP_ZERO),),),
+                     handlers=((NO_HANDLER,) * 4,))
 
 
 def _one_cpu(variant: str = "v6.18", **kw: Any) -> NolockModel:
