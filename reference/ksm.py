@@ -316,7 +316,8 @@ class Ksm:
             self.sharing -= n - 1
             self.shared -= 1
         for mname, cnt in self.node_mm[node].items():
-            self.mms[mname].merging -= cnt
+            if cnt:
+                self.mms[mname].merging -= cnt
         ch = self.node_chain.get(node)
         if ch is not None:
             self.chains[ch][1].remove(node)
@@ -522,7 +523,7 @@ class Ksm:
         if self.variant == "sksm":
             return
         self.unstable = {}
-        self._rest_of, self._seq_of = {}, {}
+        self._rest_of, self._seq_of, self._forked_of = {}, {}, {}
         # Phase 1, per mm, order-free work; the rest becomes ordered events.
         work: list[Any] = []
         for rank, name in enumerate(self.mm_list):
@@ -543,13 +544,18 @@ class Ksm:
         # Phase 3: the ordered events, in mm order then address order.
         for _rank, mm, _seq, gone, skipset in work:
             seq = self._seq_of.pop(mm.name, np.empty(0, dtype=np.int64))
+            forked = self._forked_of.pop(mm.name, set())
             events = sorted([(int(a), 0) for a in gone] + [(int(a), 1) for a in seq])
             for a, kind in events:
                 if kind == 0:
                     self._free(mm, np.array([a]))
                 elif a in skipset:
                     self._remove_item(mm, a)
+                elif a in forked and self._should_skip(mm, a):
+                    self._remove_item(mm, a)
                 else:
+                    if a in forked:
+                        self.pages_scanned += 1
                     self._visit(mm, a)
         for name in list(self.mm_list):
             mm = self.mms[name]
@@ -562,6 +568,23 @@ class Ksm:
 
     _rest_of: dict[str, Any]
     _seq_of: dict[str, Any]
+    _forked_of: dict[str, set[int]]
+
+    def _should_skip(self, mm: _Mm, a: int) -> bool:
+        """should_skip_rmap_item for one visit (the spec's KSM-OP-009)."""
+        if not self.knobs["smart_scan"] or self.pg_node[mm.ptes[a]] >= 0:
+            return False
+        age = int(mm.age[a])
+        if age != 255:
+            mm.age[a] = age + 1
+        if age < 3:
+            return False
+        if not mm.rem[a]:
+            mm.rem[a] = 1 if age <= 3 else 2 if age <= 5 else 4 if age <= 8 else 8
+            return False
+        self.pages_skipped += 1
+        mm.rem[a] -= 1
+        return True
 
     def _prepare_mm(self, mm: _Mm) -> tuple[I64, I64, set[int]]:
         """Order-free work of one mm's visit; returns (ordered visits, stable items to free
@@ -575,9 +598,12 @@ class Ksm:
         mm.rmap_items += len(new)
         pids = mm.ptes[visit]
         is_ksm = self.pg_node[pids] >= 0
+        # a page still shared after fork may become a KSM page earlier in this pass (when
+        # another mapping of it merges): such visits are decided entirely in order.
+        forked = ~is_ksm & (self.pg_map[pids] > 1)
         skip = np.zeros(len(visit), dtype=bool)
         if self.knobs["smart_scan"]:
-            v = visit[~is_ksm]
+            v = visit[~is_ksm & ~forked]
             age = mm.age[v].copy()
             mm.age[v] = np.minimum(age + 1, 255)
             old_enough = age >= 3
@@ -587,9 +613,9 @@ class Ksm:
                                          [1, 2, 4], 8)
             sk = old_enough & (rem > 0)
             mm.rem[v[sk]] -= 1
-            skip[np.flatnonzero(~is_ksm)[sk]] = True
+            skip[np.flatnonzero(~is_ksm & ~forked)[sk]] = True
             self.pages_skipped += int(sk.sum())
-        self.pages_scanned += int(len(visit) - skip.sum())
+        self.pages_scanned += int(len(visit) - skip.sum() - forked.sum())
         content = self.pg_content[pids]
         flags = mm.flags[visit]
         st = flags == STABLE
@@ -601,10 +627,10 @@ class Ksm:
             flags = mm.flags[visit]
             st = flags == STABLE
         steady = is_ksm & st & (mm.head[visit] == self.pg_node[pids])
-        uf = (flags == UNSTABLE) & ~is_ksm
+        uf = (flags == UNSTABLE) & ~is_ksm & ~forked
         self.unshared -= int(uf.sum())
         mm.flags[visit[uf]] = 0
-        simple = ~is_ksm & ~st & ~skip
+        simple = ~is_ksm & ~st & ~skip & ~forked
         changed = simple & (mm.old[visit] != content)
         mm.old[visit[changed]] = content[changed]
         rest = simple & ~changed
@@ -617,6 +643,7 @@ class Ksm:
         self._free(mm, gone[mm.flags[gone] != STABLE])
         stable_gone = gone[mm.flags[gone] == STABLE]
         self._rest_of[mm.name] = rest[ordered]
+        self._forked_of[mm.name] = set(visit[forked].tolist())
         return visit[ordered], stable_gone, set(visit[skip & st].tolist())
 
     def _bulk_groups(self, rest_parts: list[Any], seq_parts: list[I64]) -> None:
