@@ -174,3 +174,33 @@ def test_cli_bad_arguments_exit_2(args: list[str], capsys: pytest.CaptureFixture
     assert main(["explore", "nolock", *args]) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "Traceback" not in err
+
+
+def test_softirq_config_holds_NOLOCK_POL_001() -> None:
+    """A softirq allocating and freeing over a task, a hardirq over both, an NMI over all:
+    every property holds, and the softirq really runs between the task's steps."""
+    from spec.nolock import (
+        ALLOC_ATOMIC,
+        ALLOC_KERNEL,
+        FREE,
+        FREE_NOLOCK,
+        SOFTIRQ,
+        NolockConfig,
+    )
+    cfg = NolockConfig(
+        nr_cpus=1, nr_pages=3, tasks=((ALLOC_KERNEL, FREE),),
+        handlers=(((), (ALLOC_ATOMIC, FREE), (ALLOC_ATOMIC, FREE), (FREE_NOLOCK,)),),
+        preowned=((0, NMI, 2),))
+    rep = run(config=cfg)
+    assert rep.ok and rep.result.complete, rep.violations
+    m = NolockModel(cfg)
+    s = run_schedule(m, m.initial(), steps(0, 3) + [(0, SOFTIRQ), (0, HARDIRQ), (0, NMI)])
+    assert [f[0] for f in s.stacks[0]] == [TASK, SOFTIRQ, HARDIRQ, NMI]
+
+
+def test_verify_checks_pass() -> None:
+    from checker.commands.nolock import verify_checks
+    names = [name for name, _ in verify_checks()]
+    assert names[0].startswith("nolock exploration")
+    result = verify_checks()[0][1]()
+    assert result["ok"] and "v6.18: 145229 states" in result["detail"]
