@@ -29,11 +29,17 @@ Factory = Callable[[Callable[..., Any]], Callable[..., Any]]
 
 @attrs.frozen
 class Twin:
+    """A broken twin of a spec function. Other areas build their own ``TWINS`` registries
+    with this class and pass their checker as ``check``: a function of ``fuzz_seconds`` that
+    runs the area's checks with the twin installed and returns what caught it (a short
+    text) or None. Without ``check``, the ALLOC checks run."""
+
     rules: tuple[str, ...]
     target: str  #: "module:function"
     make: Factory = attrs.field(repr=False)
     #: What the twin does wrong, in one line.
     doc: str
+    check: Callable[[float], str | None] | None = attrs.field(default=None, repr=False)
 
 
 def _noop(value: Any) -> Factory:
