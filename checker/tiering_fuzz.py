@@ -78,7 +78,7 @@ class TierLockstep(RuleBasedStateMachine):
         self.impl = type(self).impl_factory(cfg)
 
     def _step(self, name: str, spec_call: Callable[[TierState], tuple[TierState, Any]],
-              impl_call: Callable[[], Any]) -> None:
+              impl_call: Callable[[], Any], prop: bool = True) -> None:
         assert self.state is not None
         before = self.state
         try:
@@ -92,7 +92,7 @@ class TierLockstep(RuleBasedStateMachine):
         if want != got:
             self._fail(f"{name}: spec returned {want!r}, implementation {got!r}")
         self.state = after
-        if isinstance(want, list):
+        if prop and isinstance(want, list):
             for pfn, target, reason in want:
                 why = T.promotion_test(before, pfn, target, reason, self.now)
                 if why:
@@ -113,6 +113,40 @@ class TierLockstep(RuleBasedStateMachine):
         self._step(f"record_access({pfn}, {nid}, {src}, {now})",
                    lambda s: T.record_access(s, pfn, nid, src, now),
                    lambda: self.impl.record_access(pfn, nid, src, now))
+
+    @precondition(lambda self: self.state is not None)
+    @rule(events=st.lists(st.tuples(st.integers(0, NR_PAGES - 1),
+                                    st.sampled_from((0, 1, 2, NUMA_NO_NODE)),
+                                    st.sampled_from(TIME_STEPS)), min_size=1, max_size=12),
+          k=st.integers(0, 3))
+    def access_batch(self, events: list[tuple[int, int, int]], k: int) -> None:
+        """Many accesses from one source at once: the reference's vectorised paths."""
+        assert self.state is not None
+        srcs = self.state.config.sources()
+        src = srcs[k % len(srcs)]
+        pfns, nids, times = [], [], []
+        for pfn, nid, dt in events:
+            self.now += dt
+            pfns.append(pfn)
+            nids.append(nid)
+            times.append(self.now)
+
+        bad: list[str] = []
+
+        def spec_call(s: TierState) -> tuple[TierState, Any]:
+            out: list[Any] = []
+            for pfn, nid, now in zip(pfns, nids, times, strict=True):
+                before = s
+                s, r = T.record_access(s, pfn, nid, src, now)
+                if isinstance(r, list):
+                    out += r
+                    bad.extend(T.promotion_test(before, o[0], o[1], o[2], now) for o in r)
+            return s, out if s.config.variant == "numab2" else None
+
+        self._step(f"access_batch({pfns}, {nids}, {src}, {times})", spec_call,
+                   lambda: self.impl.access_batch(pfns, nids, src, times), prop=False)
+        if any(bad):
+            self._fail(f"TIER-PROP-001: access_batch: {[b for b in bad if b]}")
 
     @precondition(lambda self: self.state is not None
                   and self.state.config.variant == "numab2")
@@ -218,6 +252,15 @@ class SpecTierAdapter:
 
     def numa_scan(self, pfns: list[int], now: int) -> Any:
         return self._do(T.numa_scan, pfns, now)
+
+    def access_batch(self, pfns: list[int], nids: list[int], src: int, times: list[int]
+                     ) -> Any:
+        out: list[Any] = []
+        for pfn, nid, now in zip(pfns, nids, times, strict=True):
+            r = self._do(T.record_access, pfn, nid, src, now)
+            if isinstance(r, list):
+                out += r
+        return out if self.s.config.variant == "numab2" else None
 
     def promote_pass(self, nid: int, now: int) -> Any:
         return self._do(T.promote_pass, nid, now)

@@ -169,6 +169,20 @@ class TierMachine:
         self.record_batch(np.array([pfn]), np.array([nid]), src, np.array([now]))
         return 0
 
+    def access_batch(self, pfns: Any, nids: Any, src: int, times: Any) -> Any:
+        """Accesses in time order from one source: NUMA hint faults for numab2 (returns the
+        promotions), record updates otherwise (returns None)."""
+        pf = np.asarray(pfns, dtype=np.int64)
+        nd = np.asarray(nids, dtype=np.int64)
+        tm = np.asarray(times, dtype=np.int64)
+        if self.config.variant == "numab2":
+            return self.hint_fault_batch(pf, nd, tm)
+        if src in self.config.sources():
+            self.record_batch(pf, nd, src, tm)
+        elif self.config.variant == "kpromoted-v0":
+            self.record_batch(pf, nd, src, tm)
+        return None
+
     def record_batch(self, pfns: np.ndarray, nids: np.ndarray, src: int,
                      times: np.ndarray) -> None:
         """Many accesses from one source, in time order."""
@@ -357,9 +371,13 @@ class TierMachine:
 
     def hint_fault_batch(self, pfns: np.ndarray, nids: np.ndarray, times: np.ndarray
                          ) -> list[tuple[int, int, str]]:
-        """Accesses in time order; only PROT_NONE pages fault. Returns the promotions."""
-        cfg = self.config
-        bits_mask = (1 << cfg.access_time_bits) - 1
+        """Accesses in time order; only PROT_NONE pages fault. Returns the promotions.
+
+        Targets are independent (each has its own pgdat and free pages), so faults are
+        grouped per target; within a target the bypass prefix and, when no threshold period
+        or rate-limit slot ends inside the batch and the rate limit cannot bind, the rest are
+        decided with array operations; otherwise one fault at a time.
+        """
         pf = np.asarray(pfns, dtype=np.int64)
         hit = self.prot_none[pf]
         if not hit.any():
@@ -368,28 +386,103 @@ class TierMachine:
         # Only the first access to each PROT_NONE page faults.
         _, first = np.unique(pf[idx], return_index=True)
         idx = idx[np.sort(first)]
-        out = []
-        for i in idx.tolist():
-            pfn, nid, now = int(pf[i]), int(nids[i]), int(times[i])
-            self.prot_none[pfn] = False
-            self._count("numa_hint_faults")
-            src = int(self.node_of[pfn])
-            if self.toptier[src] or nid == NUMA_NO_NODE or nid == src:
-                continue
-            now_ms = _msecs(now, cfg.hz)
-            latency = 0
-            if not self._enough(nid):
-                last = int(self.access_time[pfn]) if self.stamped[pfn] else 0
-                self.access_time[pfn] = now_ms & bits_mask
-                self.stamped[pfn] = True
-                latency = (now_ms - last) & bits_mask
-            ok, why = self._throttle(nid, now, cfg.hot_threshold_ms, cfg.scan_period_max_ms,
-                                     latency)
-            if ok and self._promote_now(pfn, nid):
-                if why == "ok":
-                    self.pgdat[nid]["slot_promoted"] += 1
-                out.append((pfn, nid, why))
+        fp = pf[idx]
+        fn = np.asarray(nids, dtype=np.int64)[idx]
+        ft = np.asarray(times, dtype=np.int64)[idx]
+        self.prot_none[fp] = False
+        self._count("numa_hint_faults", len(idx))
+        src = self.node_of[fp].astype(np.int64)
+        ok = ~self.toptier[src] & (fn != NUMA_NO_NODE) & (fn != src)
+        pos = np.flatnonzero(ok)
+        found: list[tuple[int, int, int, str]] = []
+        for t in np.unique(fn[pos]).tolist():
+            sel = pos[fn[pos] == t]
+            found += self._faults_to(int(t), fp[sel], ft[sel], sel)
+        found.sort()
+        return [(pfn, t, why) for _, pfn, t, why in found]
+
+    def _faults_to(self, t: int, pages: np.ndarray, times: np.ndarray, pos: np.ndarray
+                   ) -> list[tuple[int, int, int, str]]:
+        cfg = self.config
+        p = self.pgdat[t]
+        high = cfg.nodes[t].high_wmark
+        floor = (1 << (30 - cfg.page_shift)) if cfg.enough_floor_pages is None \
+            else cfg.enough_floor_pages
+        enough = max(floor, int(self.capacity[t]) >> 4)
+        free = int(self.capacity[t] - self.used[t])
+        k = len(pages)
+        out: list[tuple[int, int, int, str]] = []
+        # bypass prefix: fault i bypasses while free (less the i promotions before it) is above
+        # high + enough; with enough == 0 a failed migration leaves free as it was.
+        room = max(0, free - high - 1)
+        nb = min(k, max(0, free - high - enough))
+        if enough == 0 and nb > room:
+            nb = k
+        if nb:
+            p["nbp_threshold"] = 0
+            p["pgpromote_candidate_nrl"] += nb
+            moved = min(nb, room)
+            self._promote_many(pages[:moved], t)
+            self._count("pgmigrate_fail", nb - moved)
+            out += [(int(q), int(g), t, "nrl") for q, g in zip(pos[:moved], pages[:moved],
+                                                               strict=True)]
+        if nb == k:
+            return out
+        rest, rtimes, rpos = pages[nb:], times[nb:], pos[nb:]
+        bits_mask = (1 << cfg.access_time_bits) - 1
+        now_ms = rtimes * (1000 // cfg.hz)
+        rate = cfg.promote_rate_limit_MBps << (20 - cfg.page_shift)
+        m32 = 0xFFFFFFFF
+        quiet = bool(((now_ms & m32) - p["nbp_th_start"] & m32 <= cfg.scan_period_max_ms).all()
+                     and ((now_ms & m32) - p["nbp_rl_start"] & m32 <= 1000).all()
+                     and p["pgpromote_candidate"] + len(rest) - p["nbp_rl_nr_cand"] < rate)
+        if not quiet:
+            for q, pfn, now in zip(rpos.tolist(), rest.tolist(), rtimes.tolist(), strict=True):
+                got = self._fault_one(pfn, t, now)
+                if got is not None:
+                    out.append((q, pfn, t, got))
+            return out
+        last = np.where(self.stamped[rest], self.access_time[rest], 0)
+        self.access_time[rest] = now_ms & bits_mask
+        self.stamped[rest] = True
+        lat = (now_ms - last) & bits_mask
+        th = p["nbp_threshold"] or cfg.hot_threshold_ms
+        passing = np.flatnonzero(lat < th)
+        p["pgpromote_candidate"] += len(passing)
+        room = max(0, int(self.capacity[t] - self.used[t]) - high - 1)
+        moved = min(len(passing), room)
+        self._promote_many(rest[passing[:moved]], t)
+        self._count("pgmigrate_fail", len(passing) - moved)
+        p["slot_promoted"] += moved
+        out += [(int(rpos[i]), int(rest[i]), t, "ok") for i in passing[:moved].tolist()]
         return out
+
+    def _promote_many(self, pages: np.ndarray, t: int) -> None:
+        if not len(pages):
+            return
+        from_ = self.node_of[pages].astype(np.int64)
+        self.used -= np.bincount(from_, minlength=self.nr_nodes)
+        self.used[t] += len(pages)
+        self.node_of[pages] = t
+        self.pgdat[t]["pgpromote_success"] += len(pages)
+        self._count("pgpromote_success", len(pages))
+
+    def _fault_one(self, pfn: int, nid: int, now: int) -> str | None:
+        cfg = self.config
+        bits_mask = (1 << cfg.access_time_bits) - 1
+        now_ms = _msecs(now, cfg.hz)
+        latency = 0
+        if not self._enough(nid):
+            last = int(self.access_time[pfn]) if self.stamped[pfn] else 0
+            self.access_time[pfn] = now_ms & bits_mask
+            self.stamped[pfn] = True
+            latency = (now_ms - last) & bits_mask
+        ok, why = self._throttle(nid, now, cfg.hot_threshold_ms, cfg.scan_period_max_ms, latency)
+        if ok and self._promote_now(pfn, nid):
+            if why == "ok":
+                self.pgdat[nid]["slot_promoted"] += 1
+            return why
+        return None
 
     # --- promotion passes ------------------------------------------------------------------
 
@@ -476,6 +569,59 @@ class TierMachine:
                 self._count("pgmigrate_fail")
         return out
 
+    def _decide(self, t: int, lat: np.ndarray, now: int, ref_th: int, period: int, room: int,
+                balanced: bool) -> tuple[np.ndarray, int]:
+        """The throttle for consecutive candidates of target ``t`` while its free pages stay
+        constant, vectorised. Returns the codes of the consumed prefix (0 rejected, 1 ok,
+        2 bypass) and its length; the prefix ends at the ``room``-th accepted candidate."""
+        p = self.pgdat[t]
+        n = len(lat)
+        if self._enough(t):
+            m = min(n, room) if balanced else n
+            p["nbp_threshold"] = 0
+            p["pgpromote_candidate_nrl"] += m
+            if not balanced:
+                self._count("pgmigrate_fail", m)
+                return np.zeros(m, dtype=np.int8), m
+            return np.full(m, 2, dtype=np.int8), m
+        cfg = self.config
+        now_ms = _msecs(now, cfg.hz) & 0xFFFFFFFF
+        rate = cfg.promote_rate_limit_MBps << (20 - cfg.page_shift)
+        if (now_ms - p["nbp_th_start"]) & 0xFFFFFFFF > period:
+            p["nbp_th_start"] = now_ms
+            ref_cand = rate * period // 1000
+            diff = (p["pgpromote_candidate"] - p["nbp_th_nr_cand"]) & U64
+            unit = ref_th * 2 // 16
+            th = p["nbp_threshold"] or ref_th
+            if diff > ref_cand * 11 // 10:
+                th = max((th - unit) & 0xFFFFFFFF, unit)
+            elif diff < ref_cand * 9 // 10:
+                th = min(th + unit, ref_th * 2)
+            p["nbp_th_nr_cand"] = p["pgpromote_candidate"]
+            p["nbp_threshold"] = th
+        th = p["nbp_threshold"] or ref_th
+        passing = np.flatnonzero(lat < th)
+        codes = np.zeros(n, dtype=np.int8)
+        if not len(passing):
+            return codes, n
+        cand0 = p["pgpromote_candidate"]
+        if (now_ms - p["nbp_rl_start"]) & 0xFFFFFFFF > 1000:
+            p["nbp_rl_start"] = now_ms
+            p["nbp_rl_nr_cand"] = cand0 + 1
+            p["slot_promoted"] = 0
+        allowed = max(0, rate + p["nbp_rl_nr_cand"] - cand0 - 1)
+        ok = passing[:allowed]
+        cut = n
+        if balanced and len(ok) > room:
+            cut = int(ok[room - 1]) + 1
+            ok = ok[:room]
+        p["pgpromote_candidate"] += int(np.count_nonzero(passing < cut))
+        if balanced:
+            codes[ok] = 1
+        else:
+            self._count("pgmigrate_fail", len(ok))
+        return codes[:cut], cut
+
     def _kmigrated(self, nid: int, now: int) -> list[tuple[int, int, str]]:
         cfg = self.config
         assert self.fmt is not None
@@ -490,20 +636,24 @@ class TierMachine:
         pending: list[tuple[int, str]] = []
         cur = NUMA_NO_NODE
         tmask = (1 << tw) - 1
+        batch = cfg.kmigrated_batch_nr
 
         def flush(target: int) -> None:
+            moved = 0
             for pfn, why in reversed(pending):
                 if self.used[target] < self.capacity[target]:
                     self._move(pfn, target)
                     self.pgdat[target]["pgpromote_success"] += 1
                     if why == "ok":
                         self.pgdat[target]["slot_promoted"] += 1
-                    self._count("pgpromote_success")
                     done.append((pfn, target, why))
+                    moved += 1
                 else:
                     self._count("pgmigrate_fail")
+            self._count("pgpromote_success", moved)
             pending.clear()
 
+        parts = []
         for section in sorted(self.hot_sections):
             lo = section * pps
             if lo >= cfg.nr_pages:
@@ -511,35 +661,46 @@ class TierMachine:
             self.hot_sections.discard(section)
             hi = min(lo + pps, cfg.nr_pages)
             words = self.rec[lo:hi]
-            cand = np.flatnonzero(((words >> rb) & 1).astype(bool)
-                                  & (self.node_of[lo:hi] == nid)) + lo
-            for pfn in cand.tolist():
-                word = int(self.rec[pfn])
-                self.rec[pfn] = 0
-                target = cfg.pghot_target_nid if ns is None else (word >> ns) & ((1 << nw) - 1)
-                if int(self.node_of[pfn]) == target:
-                    continue
-                time = (word >> ts) & tmask
-                if bshift:
-                    bm = tmask << bshift
-                    lat = ((now & bm) - (time << bshift)) & bm
-                else:
-                    lat = (now - time) & tmask
-                ok, why = self._throttle(target, now, self.window_ms, 60000,
-                                         _msecs(lat, cfg.hz))
-                if not ok:
-                    continue
-                if not self._balanced(target):
-                    self._count("pgmigrate_fail")
-                    continue
-                if cur == NUMA_NO_NODE:
-                    cur = target
-                if cur != target:
+            parts.append(np.flatnonzero(((words >> rb) & 1).astype(bool)
+                                        & (self.node_of[lo:hi] == nid)) + lo)
+        cands = np.concatenate(parts) if parts else np.zeros(0, dtype=np.int64)
+        if not len(cands):
+            return done
+        words = self.rec[cands].astype(np.uint64).astype(np.int64) if _bits < 64 else \
+            self.rec[cands].view(np.int64)
+        self.rec[cands] = 0
+        if ns is None:
+            targets = np.full(len(cands), cfg.pghot_target_nid, dtype=np.int64)
+        else:
+            targets = (words >> ns) & ((1 << nw) - 1)
+        keep = self.node_of[cands] != targets
+        cands, words, targets = cands[keep], words[keep], targets[keep]
+        time = (words >> ts) & tmask
+        if bshift:
+            bm = tmask << bshift
+            lat = ((now & bm) - (time << bshift)) & bm
+        else:
+            lat = (now - time) & tmask
+        lat = _msecs(lat, cfg.hz)
+        i, n = 0, len(cands)
+        change = np.flatnonzero(targets[1:] != targets[:-1]) + 1
+        ends = np.r_[change, n]
+        while i < n:
+            j = int(ends[np.searchsorted(ends, i, side="right")])
+            t = int(targets[i])
+            room = batch + 1 - (len(pending) if cur == t else 0)
+            codes, m = self._decide(t, lat[i:j], now, self.window_ms, 60000, room,
+                                    self._balanced(t))
+            acc = np.flatnonzero(codes)
+            if len(acc):
+                if cur not in (NUMA_NO_NODE, t):
                     flush(cur)
-                    cur = target
-                pending.append((pfn, why))
-                if len(pending) > cfg.kmigrated_batch_nr:
+                cur = t
+                pending.extend((int(cands[i + k]), "ok" if codes[k] == 1 else "nrl")
+                               for k in acc.tolist())
+                if len(pending) > batch:
                     flush(cur)
+            i += m
         if pending:
             flush(cur)
         return done
@@ -583,12 +744,29 @@ class TierMachine:
         return None
 
     def demote_batch(self, pfns: np.ndarray) -> int:
-        """Demote many top-tier pages at once (same target rule); returns how many moved."""
+        """Demote top-tier pages in order (same target rule as ``demote``), vectorised;
+        stops at the first page that finds no room. Returns how many moved."""
+        pf = np.asarray(pfns, dtype=np.int64)
+        src = self.node_of[pf].astype(np.int64)
+        if len(pf) and not self.toptier[src].all():
+            raise TierError("demote_batch: a page is not on a top-tier node")
         moved = 0
-        for pfn in np.asarray(pfns, dtype=np.int64).tolist():
-            if self.demote(pfn) is None:
-                break
-            moved += 1
+        for nid in range(self.nr_nodes):
+            if self.toptier[nid] or moved == len(pf):
+                continue
+            k = int(min(self.capacity[nid] - self.used[nid], len(pf) - moved))
+            if k <= 0:
+                continue
+            part, from_ = pf[moved:moved + k], src[moved:moved + k]
+            self.node_of[part] = nid
+            self.used[nid] += k
+            counts = np.bincount(from_, minlength=self.nr_nodes)
+            self.used -= np.where(np.arange(self.nr_nodes) == nid, 0, counts)
+            for n, c in enumerate(counts.tolist()):
+                if c:
+                    self.pgdat[n]["pgdemote"] += c
+            self._count("pgdemote_kswapd", k)
+            moved += k
         return moved
 
     # --- abstraction -----------------------------------------------------------------------

@@ -64,3 +64,16 @@ def test_chmu_always_on_downsampling_and_overflow_TIER_OP_030() -> None:
     assert s.chmu_hotlist == (3,) and s.chmu_overflow == 1 and s.chmu_counters == ()
     s, r = T.record_access(s, 3, 0, PGHOT_HINT_FAULT, 0)
     assert r == -22
+
+
+def test_demotion_to_the_lower_tier_TIER_OP_040() -> None:
+    cfg = helpers.config("pghot-v6-default", placement=tuple([0] + [2] * 15))
+    s = T.initial_state(cfg)
+    s, target = T.demote(s, 0)
+    assert target == 2 and s.node_of[0] == 2 and s.stat("pgdemote_kswapd") == 1
+    assert s.pgdat[0].pgdemote == 1
+    with pytest.raises(TierError):
+        T.demote(s, 0)                      # already on the lower tier
+    full = helpers.config("numab2", pages=64, placement=tuple([0] + [2] * 63))
+    s, target = T.demote(T.initial_state(full), 0)     # node 2 holds 63 of 64: room for one
+    assert target == 2
