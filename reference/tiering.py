@@ -34,6 +34,23 @@ def _msecs(j: Any, hz: int) -> Any:
     return j * (1000 // hz)
 
 
+def _adjust_threshold(p: dict[str, int], now_ms: int, ref_th: int, period: int, rate: int
+                      ) -> None:
+    """Once per ``period`` ms: move the hot threshold by ref_th/8 towards the rate limit."""
+    if (now_ms - p["nbp_th_start"]) & 0xFFFFFFFF > period:
+        p["nbp_th_start"] = now_ms
+        ref_cand = rate * period // 1000
+        diff = (p["pgpromote_candidate"] - p["nbp_th_nr_cand"]) & U64
+        unit = ref_th * 2 // 16
+        th = p["nbp_threshold"] or ref_th
+        if diff > ref_cand * 11 // 10:
+            th = max((th - unit) & 0xFFFFFFFF, unit)
+        elif diff < ref_cand * 9 // 10:
+            th = min(th + unit, ref_th * 2)
+        p["nbp_th_nr_cand"] = p["pgpromote_candidate"]
+        p["nbp_threshold"] = th
+
+
 class TierMachine:
     """Mutable tiered machine for one variant."""
 
@@ -121,18 +138,7 @@ class TierMachine:
             p["pgpromote_candidate_nrl"] += 1
             return True, "nrl"
         rate = cfg.promote_rate_limit_MBps << (20 - cfg.page_shift)
-        if (now_ms - p["nbp_th_start"]) & 0xFFFFFFFF > period:
-            p["nbp_th_start"] = now_ms
-            ref_cand = rate * period // 1000
-            diff = (p["pgpromote_candidate"] - p["nbp_th_nr_cand"]) & U64
-            unit = ref_th * 2 // 16
-            th = p["nbp_threshold"] or ref_th
-            if diff > ref_cand * 11 // 10:
-                th = max((th - unit) & 0xFFFFFFFF, unit)
-            elif diff < ref_cand * 9 // 10:
-                th = min(th + unit, ref_th * 2)
-            p["nbp_th_nr_cand"] = p["pgpromote_candidate"]
-            p["nbp_threshold"] = th
+        _adjust_threshold(p, now_ms, ref_th, period, rate)
         th = p["nbp_threshold"] or ref_th
         if latency >= th:
             return False, "cold"
@@ -587,18 +593,7 @@ class TierMachine:
         cfg = self.config
         now_ms = _msecs(now, cfg.hz) & 0xFFFFFFFF
         rate = cfg.promote_rate_limit_MBps << (20 - cfg.page_shift)
-        if (now_ms - p["nbp_th_start"]) & 0xFFFFFFFF > period:
-            p["nbp_th_start"] = now_ms
-            ref_cand = rate * period // 1000
-            diff = (p["pgpromote_candidate"] - p["nbp_th_nr_cand"]) & U64
-            unit = ref_th * 2 // 16
-            th = p["nbp_threshold"] or ref_th
-            if diff > ref_cand * 11 // 10:
-                th = max((th - unit) & 0xFFFFFFFF, unit)
-            elif diff < ref_cand * 9 // 10:
-                th = min(th + unit, ref_th * 2)
-            p["nbp_th_nr_cand"] = p["pgpromote_candidate"]
-            p["nbp_threshold"] = th
+        _adjust_threshold(p, now_ms, ref_th, period, rate)
         th = p["nbp_threshold"] or ref_th
         passing = np.flatnonzero(lat < th)
         codes = np.zeros(n, dtype=np.int8)
