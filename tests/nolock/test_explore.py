@@ -79,13 +79,15 @@ def test_smp_n_nmi_trace_reads_like_the_kernel() -> None:
     trace = rep.violations[0]["trace"]
     # Task enters its pcp section (interrupts off on UP), an NMI arrives anyway and its
     # pcp_spin_trylock succeeds: two contexts in one pcp section (NOLOCK-INV-002).
+    task = "cpu0 task    alloc_pages(GFP_KERNEL_ACCOUNT): "
+    nmi = "cpu0 nmi     free_pages_nolock: "
     assert trace == [
-        "cpu0 task    alloc_pages(GFP_KERNEL_ACCOUNT): alloc_pages",
-        "cpu0 task    alloc_pages(GFP_KERNEL_ACCOUNT): zone_watermark_fast",
-        "cpu0 task    alloc_pages(GFP_KERNEL_ACCOUNT): rmqueue_pcplist:pcp_spin_trylock",
+        task + "alloc_pages  -> zone_watermark_fast",
+        task + "zone_watermark_fast  -> rmqueue_pcplist:pcp_spin_trylock",
+        task + "rmqueue_pcplist:pcp_spin_trylock  -> __rmqueue_pcplist",
         "cpu0 nmi     -- nmi enters",
-        "cpu0 nmi     free_pages_nolock: free_pages_nolock",
-        "cpu0 nmi     free_pages_nolock: free:pcp_spin_trylock",
+        nmi + "free_pages_nolock  -> free:pcp_spin_trylock",
+        nmi + "free:pcp_spin_trylock  -> free_frozen_page_commit",
     ]
 
 
