@@ -319,17 +319,7 @@ class LiveKsm:
                           "the worker's Python heap mergeable")
 
     def full_scan(self) -> None:
-        """Let ksmd complete exactly one pass, then stop it at the pass boundary."""
-        before = _read("full_scans")
-        _write("run", 1)
-        try:
-            while _read("full_scans") == before:
-                if time.monotonic() > self.deadline:
-                    raise OracleError("ksmd did not complete a full scan in time")
-                time.sleep(0.0005)
-        finally:
-            _write("run", 0)
-        done = _read("full_scans") - before
+        done = one_pass(self.deadline)
         self.passes += done
         self.extra_passes += done - 1
 
@@ -386,3 +376,36 @@ def run(sc: Scenario, timeout: float = 60.0) -> dict[str, Any]:
         finally:
             live.close()
     return {"scans": scans, "passes": live.passes, "extra_passes": live.extra_passes}
+
+
+def one_pass(deadline: float) -> int:
+    """Let ksmd complete one full scan (run=1 until full_scans advances), then stop it at
+    the pass boundary (run=0 waits for the batch). Returns how many passes completed."""
+    before = _read("full_scans")
+    _write("run", 1)
+    try:
+        while _read("full_scans") == before:
+            if time.monotonic() > deadline:
+                raise OracleError("ksmd did not complete a full scan in time")
+            time.sleep(0.0005)
+    finally:
+        _write("run", 0)
+    return _read("full_scans") - before
+
+
+def settle(pids: list[int], deadline: float) -> dict[str, Any]:
+    """Run ksmd pass by pass until the counters (and the ksm_stat of ``pids``) are unchanged
+    over two consecutive full scans; the knobs must already be set (see :func:`ksm_knobs`)."""
+
+    def observe() -> dict[str, Any]:
+        rec: dict[str, Any] = counters()
+        rec["processes"] = {str(p): ksm_stat(p) for p in pids}
+        return rec
+
+    history = [ksm._fingerprint(observe())]
+    for _ in range(ksm.MAX_PASSES):
+        one_pass(deadline)
+        history.append(ksm._fingerprint(observe()))
+        if len(history) >= 3 and history[-1] == history[-2] == history[-3]:
+            return observe()
+    raise OracleError(f"counters did not settle within {ksm.MAX_PASSES} full scans")

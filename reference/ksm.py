@@ -160,6 +160,17 @@ class Ksm:
                            count=len(contents))
         self.mms[name] = _Mm(name, self._new_pages(keys))
 
+    def create_process_keys(self, name: str, keys: I64) -> None:
+        """A process whose pages hold content ids ``keys`` (0 = zero page; ids are opaque
+        labels "#<id>"), for callers that fingerprint real memory."""
+        keys = np.asarray(keys, dtype=np.int64)
+        top = int(keys.max(initial=0))
+        while len(self.labels) <= top:
+            self._key(f"#{len(self.labels)}")
+        if name in self.mms:
+            raise KsmRefError(f"process {name!r} exists")
+        self.mms[name] = _Mm(name, self._new_pages(keys))
+
     def _enter(self, mm: _Mm) -> None:
         mm.registered = True
         self.mm_list.append(mm.name)
@@ -669,11 +680,33 @@ class Ksm:
         sizes = np.diff(np.r_[starts, len(order)])
         shared_pages = self.pg_map[pid] != 1
         bad_group = np.add.reduceat(shared_pages[order].astype(np.int64), starts) > 0
-        ok = (sizes <= self.mps) & ~bad_group
+        ok = ~bad_group
         if busy:
             ok &= ~np.isin(c_sorted[starts], np.fromiter(busy, dtype=np.int64, count=len(busy)))
-        gsel = np.flatnonzero(ok)
         member = np.repeat(ok, sizes)                    # per sorted position
+        # More than max_page_sharing fresh copies: the kernel fills one dup per chunk of
+        # max_page_sharing pages in scan order (the chunk's second page is its KSM page);
+        # a last chunk of one page stays in the unstable tree, and two or more dups hang
+        # off one chain, newest first.
+        big = np.flatnonzero(ok & (sizes > self.mps))
+        chained: list[tuple[int, int]] = []             # (content, number of dups)
+        if len(big):
+            keep = ok & (sizes <= self.mps)
+            vst, vsz = [starts[keep]], [sizes[keep]]
+            for g in big.tolist():
+                st0, n = int(starts[g]), int(sizes[g])
+                cs = np.arange(st0, st0 + n, self.mps)
+                cz = np.minimum(self.mps, st0 + n - cs)
+                vst.append(cs)
+                vsz.append(cz)
+                chained.append((int(c_sorted[st0]), int((cz > 1).sum())))
+            starts = np.concatenate(vst)
+            sizes = np.concatenate(vsz)
+            srt = np.argsort(starts, kind="stable")
+            starts, sizes = starts[srt], sizes[srt]
+        else:
+            starts, sizes = starts[ok], sizes[ok]
+        gsel = np.arange(len(starts))
         bulk = np.zeros(len(order), dtype=bool)
         bulk[order[member]] = True
         # lone pages: unstable tree
@@ -712,6 +745,17 @@ class Ksm:
                 self.node_content[n_id] = c
                 self.node_mm[n_id] = {}
                 self.stable[c] = (0, n_id)
+            for c, ndups in chained:
+                if ndups < 2:
+                    continue
+                mine = [n for n in nodes[gcontent == c].tolist()]
+                ch = self._nid()
+                self.chains[ch] = (c, mine[::-1])
+                self.stable[c] = (1, ch)
+                for n_id in mine:
+                    self.node_chain[n_id] = ch
+                self.chains_n += 1
+                self.dups_n += len(mine)
             iw = who[items]
             for i, m in enumerate(mms):
                 sel = iw == i
