@@ -405,6 +405,22 @@ def _twin(twin: str) -> Callable[[], Outcome]:
     return run
 
 
+#: The nightly profile's deeper exploration (tag ``slow``: minutes, not seconds).
+DEEP_DEPTH = 5
+
+
+def deep_matrix() -> Outcome:
+    """Every operation preserves every invariant on every state within DEEP_DEPTH steps."""
+    ex = explore(depth=DEEP_DEPTH)
+    bad = [z for z, v in ex.violated.items() if v]
+    detail = f"{len(ex.states)} states, {ex.transitions} transitions within {DEEP_DEPTH} steps"
+    if not bad:
+        return Outcome(PROVED, detail, states=len(ex.states))
+    z = min(bad, key=lambda z: ex.states[z][2])
+    return Outcome(COUNTEREXAMPLE, f"{detail}: {sorted(ex.violated[z])}",
+                   program(CONFIG, trace(ex, z), z), states=len(ex.states))
+
+
 def _register() -> None:
     inv_ids = [rules_of(inv)[0] for inv in INVARIANTS]
     for op in pa.OPERATIONS:
@@ -417,6 +433,9 @@ def _register() -> None:
         name = f"alloc.nonvacuity.{inv_id}"
         add(name, [inv_id], _nonvacuity(inv_id), PROVED, ["bounded", "nonvacuity"],
             _nonvacuity(inv_id).__doc__ or "", exploration)
+    inv_rules = [rules_of(inv)[0] for inv in INVARIANTS]
+    add("alloc.matrix_deep.all", inv_rules, deep_matrix, PROVED, ["bounded", "matrix", "slow"],
+        deep_matrix.__doc__ or "")
     for twin, (_, _, inv_id, broken) in TWINS.items():
         name = f"alloc.twin.{inv_id}"
         add(name, [inv_id, broken], _twin(twin), COUNTEREXAMPLE, ["bounded", "twin"],

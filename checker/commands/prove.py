@@ -95,7 +95,8 @@ def summarize(results: list[Any], seconds: float, jobs: int) -> dict[str, Any]:
 
 def format_summary(s: dict[str, Any]) -> str:
     verdicts = ", ".join(f"{n} {v}" for v, n in sorted(s["verdicts"].items()))
-    return (f"{s['obligations']} obligations ({verdicts}), {s['unexpected']} unexpected, "
+    noun = "obligation" if s["obligations"] == 1 else "obligations"
+    return (f"{s['obligations']} {noun} ({verdicts}), {s['unexpected']} unexpected, "
             f"{s['seconds']:.1f}s with {s['jobs']} jobs")
 
 

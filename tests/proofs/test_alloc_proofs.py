@@ -167,3 +167,10 @@ def test_a_merge_forgetting_twin_is_caught_in_two_steps_ALLOC_INV_003_ALLOC_OP_0
     assert lines[4].startswith("z = init_zone(ZoneConfig(")
     assert lines[5].startswith("z, _ = alloc_pages(z, Gfp(")
     assert lines[6].startswith("z, _ = free_pages_no_merge_twin(z, ")
+
+
+@pytest.mark.slow
+def test_deep_matrix_nightly_ALLOC_INV_001_to_011() -> None:
+    rs = run_group("alloc.matrix_deep.all")
+    (r,) = rs.values()
+    assert r.verdict == PROVED and r.states is not None and r.states > 21329
