@@ -304,6 +304,29 @@ class NolockModel:
             for level in (SOFTIRQ, HARDIRQ, NMI):
                 self.programs[(cpu, level)] = c.handlers[cpu][level]
         self.lock_edges: set[tuple[str, str]] = set()
+        #: per CPU: (level, the handler's first frame) of every configured handler.
+        self.handlers: list[list[tuple[int, Frame]]] = [
+            [(level, (level, 0, entry(self.programs[(cpu, level)][0]), 0,
+                      1 if level >= HARDIRQ else 0))
+             for level in (SOFTIRQ, HARDIRQ, NMI) if self.programs[(cpu, level)]]
+            for cpu in range(c.nr_cpus)]
+        self._section_bits: dict[tuple[int, int, int, int], int] = {}
+
+    def section_bits(self, cpu: int, f: Frame, sec: int) -> int:
+        """The resources a frame in section ``sec`` occupies, as bits: CPU x's pcp list is
+        bit x, zone->lock's lists bit 8, CPU x's memcg stock bit 16 + x."""
+        key = (cpu, f[0], f[1], sec)
+        bits = self._section_bits.get(key)
+        if bits is None:
+            bits = 0
+            if sec & PCP:
+                bits |= 1 << section_owner(self, cpu, f)
+            if sec & ZONE:
+                bits |= 1 << 8
+            if sec & STOCK:
+                bits |= 1 << (16 + cpu)
+            self._section_bits[key] = bits
+        return bits
 
     # -- helpers the steps use --------------------------------------------------------------
 
@@ -1061,17 +1084,20 @@ def successors(m: NolockModel, s: NolockState) -> list[tuple[Label, NolockState]
                                 _with(s, {"bad": "NOLOCK-PROP-002"})))
             else:
                 out.append(((cpu, top[0], top[1], top[2]), r))
+        handlers = m.handlers[cpu]
+        if not handlers:
+            continue
         fired = s.fired[cpu]
         enabled = top is None or irqs_enabled(m, s, cpu, top, waiting)
-        nmi_on = any(fr[0] == NMI for fr in stack)
-        for level in (SOFTIRQ, HARDIRQ, NMI):
-            prog = m.programs[(cpu, level)]
-            if not prog or (fired >> (4 * level)) & 15 >= cfg.bound:
+        # Nothing interrupts an NMI, so an NMI on the stack is the top context.
+        nmi_on = top is not None and top[0] == NMI
+        for level, first in handlers:
+            if (fired >> (4 * level)) & 15 >= cfg.bound:
                 continue
             if not may_interrupt(None if top is None else top[0], enabled, level, nmi_on):
                 continue
             stacks = list(s.stacks)
-            stacks[cpu] = stack + ((level, 0, entry(prog[0]), 0, 1 if level >= HARDIRQ else 0),)
+            stacks[cpu] = stack + (first,)
             fl = list(s.fired)
             fl[cpu] = fired + (1 << (4 * level))
             out.append(((cpu, level, -1, CONTEXT_NAMES[level] + " enters"),
@@ -1122,27 +1148,22 @@ def sections_exclusive(m: NolockModel, s: NolockState) -> str | None:
     on zone->lock's free lists, or on a CPU's memcg stock: in particular an interrupt never
     enters a section that the context it interrupted is in (the January 2026 SMP=n fix).
     """
-    pcp_in: set[int] = set()
-    zone_in = False
-    stock_in: set[int] = set()
+    taken = 0
     for cpu, stack in enumerate(s.stacks):
         for f in stack:
             sec = SECTION.get(f[2], 0)
             if not sec:
                 continue
-            if sec & PCP:
-                owner = section_owner(m, cpu, f)
-                if owner in pcp_in:
+            bits = m.section_bits(cpu, f, sec)
+            both = taken & bits
+            if both:
+                if both & 0xff:
+                    owner = (both & -both).bit_length() - 1
                     return f"two contexts inside cpu{owner}'s pcp critical section"
-                pcp_in.add(owner)
-            if sec & ZONE:
-                if zone_in:
+                if both & (1 << 8):
                     return "two contexts inside zone->lock's critical section"
-                zone_in = True
-            if sec & STOCK:
-                if cpu in stock_in:
-                    return f"two contexts inside cpu{cpu}'s memcg_stock section"
-                stock_in.add(cpu)
+                return f"two contexts inside cpu{cpu}'s memcg_stock section"
+            taken |= bits
     return None
 
 
