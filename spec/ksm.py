@@ -99,6 +99,7 @@ class RmapItem:
 @attrs.define
 class StableNode:
     id: int
+    #: the tree key (see _tree_key)
     content: str
     kpage: int
     #: rmap_items in hlist order (hlist_add_head: newest first).
@@ -124,6 +125,8 @@ class Mm:
     registered: bool = False
     merge_any: bool = False
     exited: bool = False
+    #: security domain (only used by the per-domain merge policy, KSM-PROP-002)
+    domain: str = ""
     rmap: dict[int, RmapItem] = attrs.Factory(dict)
     ksm_rmap_items: int = 0
     ksm_merging_pages: int = 0
@@ -136,13 +139,16 @@ class Mm:
 class KsmState:
     knobs: dict[str, int]
     variant: str = "v6.18"
+    #: model-only policy: pages merge only with pages of the same domain (KSM-PROP-002).
+    per_domain: bool = False
     mms: dict[str, Mm] = attrs.Factory(dict)
     #: ksm_mm_head order; the scan cursor rests at the head between passes.
     mm_list: list[str] = attrs.Factory(list)
     pages: dict[int, Page] = attrs.Factory(dict)
     nodes: dict[int, StableNode] = attrs.Factory(dict)
     chains: dict[int, Chain] = attrs.Factory(dict)
-    #: the stable tree: content -> ("node", id) or ("chain", id).
+    #: the stable tree: tree key (the content; "domain/content" per domain) -> ("node", id)
+    #: or ("chain", id).
     stable: dict[str, tuple[str, int]] = attrs.Factory(dict)
     #: the unstable tree of the current pass: content -> rmap_item.
     unstable: dict[str, RmapItem] = attrs.Factory(dict)
@@ -169,14 +175,21 @@ class KsmState:
         return self.knobs["max_page_sharing"]
 
 
-def new_state(knobs: dict[str, int] | None = None, variant: str = "v6.18") -> KsmState:
+def new_state(knobs: dict[str, int] | None = None, variant: str = "v6.18",
+              per_domain: bool = False) -> KsmState:
     k = dict(KNOB_DEFAULTS)
     k.update(knobs or {})
     if k["max_page_sharing"] < 2:
         raise KsmError("max_page_sharing must be >= 2 (max_page_sharing_store: EINVAL)")
     if variant not in VARIANTS:
         raise KsmError(f"unknown KSM variant {variant!r} (known: {', '.join(VARIANTS)})")
-    return KsmState(knobs=k, variant=variant)
+    return KsmState(knobs=k, variant=variant, per_domain=per_domain)
+
+
+def _tree_key(s: KsmState, mm: str, content: str) -> str:
+    """The key pages are matched by in both trees: the content, prefixed by the mm's domain
+    under the per-domain policy (so pages of two domains never compare equal)."""
+    return f"{s.mms[mm].domain}/{content}" if s.per_domain else content
 
 
 def _alloc_id(s: KsmState) -> int:
@@ -239,13 +252,13 @@ def _range(mm: Mm, start: int, count: int) -> range:
 
 
 @_op
-def create_process(s: KsmState, name: str, contents: Iterable[str]) -> None:
+def create_process(s: KsmState, name: str, contents: Iterable[str], domain: str = "") -> None:
     """mmap(MAP_PRIVATE|MAP_ANONYMOUS) and write every page: each page is a fresh exclusive
     anonymous page holding its content (a written zero page is a real page, not ZERO_PAGE)."""
     if name in s.mms:
         raise KsmError(f"process {name!r} exists")
     ptes: list[int | None] = [_new_page(s, c) for c in contents]
-    s.mms[name] = Mm(name, ptes, [False] * len(ptes), expected=list(contents))
+    s.mms[name] = Mm(name, ptes, [False] * len(ptes), expected=list(contents), domain=domain)
 
 
 def _ksm_enter(s: KsmState, mm: Mm) -> None:
@@ -421,7 +434,7 @@ def _fork(s: KsmState, parent: Mm, child: str) -> None:
         if pte is not None and pte >= 0:
             s.pages[pte].mapcount += 1
     c = Mm(child, ptes, list(parent.mergeable), merge_any=parent.merge_any,
-           expected=list(parent.expected))
+           expected=list(parent.expected), domain=parent.domain)
     c.ksm_zero_pages = parent.ksm_zero_pages
     s.mms[child] = c
     if parent.registered:
@@ -549,7 +562,7 @@ def _remove_rmap_item_from_tree(s: KsmState, item: RmapItem) -> None:
 
 
 def _item_content(s: KsmState, item: RmapItem) -> str:
-    return item.oldchecksum or ""
+    return _tree_key(s, item.mm, item.oldchecksum or "")
 
 
 def _candidate(node: StableNode, mps: int, offset: int = 0) -> bool:
@@ -617,7 +630,7 @@ def _lookup(s: KsmState, content: str, prune: bool) -> tuple[str, StableNode] | 
 
 @rule("KSM-OP-004", "the stable tree is searched after the checksum test; full dups miss",
       "mm/ksm.c:stable_tree_search @ v6.18")
-def _stable_tree_search(s: KsmState, page: Page) -> int | None:
+def _stable_tree_search(s: KsmState, page: Page, key: str) -> int | None:
     """A KSM page found at a visit is returned as is ("ksm page forked"). Otherwise the
     content is looked up (chain_prune on a chain, pruning on every lookup since
     stable_node_chains_prune_millisecs is 0); the KSM page of the found node is returned
@@ -625,7 +638,7 @@ def _stable_tree_search(s: KsmState, page: Page) -> int | None:
     the page must pair in the unstable tree to start a new dup."""
     if page.ksm:
         return page.id
-    found = _lookup(s, page.content, prune=s.knobs["stable_node_chains_prune_millisecs"] == 0)
+    found = _lookup(s, key, prune=s.knobs["stable_node_chains_prune_millisecs"] == 0)
     if found is None or not _candidate(found[1], s.max_page_sharing):
         return None
     return found[1].kpage
@@ -633,24 +646,24 @@ def _stable_tree_search(s: KsmState, page: Page) -> int | None:
 
 @rule("KSM-OP-005", "a new KSM page of an existing content becomes a dup of a chain",
       "mm/ksm.c:stable_tree_insert, alloc_stable_node_chain @ v6.18")
-def _stable_tree_insert(s: KsmState, kpage: Page) -> StableNode:
+def _stable_tree_insert(s: KsmState, kpage: Page, key: str) -> StableNode:
     """A new stable node (rmap_hlist_len 0) for the new KSM page. If the content is already
     in the stable tree (all its dups were full), a plain node is first turned into a chain
     (stable_node_chains++, the old node a dup: stable_node_dups++) and the new node is added
     as a dup at the chain head (stable_node_dups++)."""
-    found = _lookup(s, kpage.content, prune=False)
-    node = StableNode(_alloc_id(s), kpage.content, kpage.id)
+    found = _lookup(s, key, prune=False)
+    node = StableNode(_alloc_id(s), key, kpage.id)
     s.nodes[node.id] = node
     kpage.ksm = True
     kpage.stable_node = node.id
     if found is None:
-        s.stable[kpage.content] = ("node", node.id)
+        s.stable[key] = ("node", node.id)
         return node
     kind, old = found
     if kind == "node":
-        chain = Chain(_alloc_id(s), kpage.content, [old.id])
+        chain = Chain(_alloc_id(s), key, [old.id])
         s.chains[chain.id] = chain
-        s.stable[kpage.content] = ("chain", chain.id)
+        s.stable[key] = ("chain", chain.id)
         old.chain = chain.id
         s.stable_node_chains += 1
         s.stable_node_dups += 1
@@ -724,7 +737,8 @@ def _cmp_and_merge_page(s: KsmState, page: Page, item: RmapItem) -> None:
         if s.knobs["use_zero_pages"] and page.content == ZERO:
             _merge_with_zero_page(s, item)
             return
-    kpage = _stable_tree_search(s, page)
+    key = _tree_key(s, item.mm, page.content)
+    kpage = _stable_tree_search(s, page, key)
     _remove_rmap_item_from_tree(s, item)
     if kpage is not None:
         kp = s.pages[kpage]
@@ -732,20 +746,20 @@ def _cmp_and_merge_page(s: KsmState, page: Page, item: RmapItem) -> None:
         assert kp.stable_node is not None
         _stable_tree_append(s, item, s.nodes[kp.stable_node], bypass)
         return
-    tree_item = s.unstable.get(page.content)
+    tree_item = s.unstable.get(key)
     if tree_item is not None:
         tree_mm = s.mms[tree_item.mm]
         if tree_mm.ptes[tree_item.address] == page.id:
             return  # "Don't substitute a ksm page for a forked page."
         _remove_rmap_item_from_tree(s, tree_item)
-        node = _stable_tree_insert(s, page)
+        node = _stable_tree_insert(s, page, key)
         _replace_mapping(s, tree_item, page)
         _stable_tree_append(s, tree_item, node, False)
         _stable_tree_append(s, item, node, False)
         return
     item.flags = UNSTABLE
     item.seqnr = s.seqnr
-    s.unstable[page.content] = item
+    s.unstable[key] = item
     s.pages_unshared += 1
 
 
@@ -971,7 +985,8 @@ def check_stable_nodes(s: KsmState) -> list[str]:
     for node in s.nodes.values():
         if node.hlist and node.kpage in s.pages:
             p = s.pages[node.kpage]
-            if p.mapcount < 1 or not p.ksm or p.content != node.content:
+            key = node.content.split("/", 1)[1] if s.per_domain else node.content
+            if p.mapcount < 1 or not p.ksm or key != p.content:
                 bad.append(f"stable node {node.id} page {node.kpage} is not a mapped KSM page")
         if len(node.hlist) - node.bypassed > s.max_page_sharing:
             bad.append(f"stable node {node.id} holds {len(node.hlist)} > max_page_sharing")
@@ -1044,3 +1059,38 @@ def page_sharing(s: KsmState) -> dict[str, list[str]]:
                 row.append("anon")
         out[mm.name] = row
     return out
+
+
+# --- the deduplication side channel -------------------------------------------------------------
+
+@rule("KSM-PROP-001", "a write to a merged page faults: what a co-tenant observes",
+      "mm/memory.c:do_wp_page, mm/ksm.c:cmp_and_merge_page @ v6.18")
+def write_faults(s: KsmState, name: str) -> tuple[bool, ...]:
+    """The attacker's observation: for each of its pages, whether a write would take a
+    copy-on-write fault (a KSM page, a KSM or SKSM zero PTE, an SKSM page, or a page still
+    shared after fork) rather than complete in place. Because KSM merges pages of different
+    processes by content alone, this reveals whether any other mergeable page, in any
+    process, holds the content the attacker wrote (CVE-2015-2877, CAIN)."""
+    mm = s.mms[name]
+    out = []
+    for pte in mm.ptes:
+        if pte is None:
+            out.append(False)
+        elif pte < 0:
+            out.append(True)
+        else:
+            p = s.pages[pte]
+            out.append(p.ksm or p.sksm or p.mapcount > 1)
+    return tuple(out)
+
+
+declare("KSM-PROP-002", "per-domain merging: the attacker's write faults do not depend on "
+        "another domain's memory",
+        """Under a policy that merges only pages of the same security domain (the tree key is
+        the pair domain, content), for every attacker layout and schedule the sequence of
+        write-fault outcomes of the attacker's pages is the same whatever the other domains'
+        pages hold (noninterference for the copy-on-write channel). The world-readable
+        global counters of /sys/kernel/mm/ksm are a separate channel the policy does not
+        close: they sum over all domains.""",
+        "mm/ksm.c:stable_tree_search, unstable_tree_search_insert @ v6.18 (policy: model only)",
+        obj=write_faults, module=__name__)
