@@ -34,6 +34,8 @@ def register_explore(sub: Any, cli: Any) -> None:
                    "deferred-never-drained, second-trylock")
     p.add_argument("--max-states", type=int, default=None,
                    help="stop after this many distinct states (the result is then partial)")
+    p.add_argument("--first", action="store_true",
+                   help="stop at the first counterexample (still a shortest one)")
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=lambda args: cmd_explore_nolock(args, cli))
 
@@ -54,7 +56,7 @@ def cmd_explore_nolock(args: argparse.Namespace, cli: Any) -> int:
     try:
         with cli.progress(None, "states") as tick:
             report = run(args.variant, bound=args.bound, cpus=args.cpus,
-                         max_states=args.max_states, tick=tick)
+                         max_states=args.max_states, stop_at_first=args.first, tick=tick)
     except ValueError as e:
         raise cli.UsageError(f"mmspec explore nolock: {e}") from None
     obj = report.to_json()

@@ -153,6 +153,15 @@ def test_balanced_catches_leaked_irq_and_lock_NOLOCK_INV_004() -> None:
     assert "holding a lock" in (balanced(m, leaked_lock) or "")
 
 
+@pytest.mark.seeded_bug
+def test_cli_full_run_lists_every_broken_property(capsys: pytest.CaptureFixture[str]) -> None:
+    """Without --first the search goes on: smp-n-pcp breaks only NOLOCK-INV-002."""
+    assert main(["explore", "nolock", "--variant", "smp-n-pcp", "--json"]) == 1
+    out = json.loads(capsys.readouterr().out)
+    assert [v["property"] for v in out["violations"]] == ["NOLOCK-INV-002"]
+    assert out["lock_order"] == [["pcp->lock", "zone->lock"]]
+
+
 def test_cli_default_passes(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["explore", "nolock", "--variant", "SMP=n", "--json"]) == 0
     out = json.loads(capsys.readouterr().out)
@@ -163,9 +172,9 @@ def test_cli_default_passes(capsys: pytest.CaptureFixture[str]) -> None:
 @pytest.mark.seeded_bug
 @pytest.mark.parametrize("variant", sorted(ZOO))
 def test_cli_bug_zoo_exits_1(variant: str, capsys: pytest.CaptureFixture[str]) -> None:
-    assert main(["explore", "nolock", "--variant", variant, "--json"]) == 1
+    assert main(["explore", "nolock", "--variant", variant, "--first", "--json"]) == 1
     out = json.loads(capsys.readouterr().out)
-    assert ZOO[variant] in {v["property"] for v in out["violations"]}
+    assert [v["property"] for v in out["violations"]] == [ZOO[variant]]
     assert all(v["trace"] for v in out["violations"])
 
 
