@@ -6,21 +6,9 @@ from __future__ import annotations
 
 import pytest
 
-from proofs.runner import COUNTEREXAMPLE, PROVED, Result, read_manifest, run, select
+from proofs.runner import COUNTEREXAMPLE, PROVED, Result
 
-
-def run_group(prefix: str) -> dict[str, Result]:
-    return run_group_of(prefix)
-
-
-def run_group_of(*names: str) -> dict[str, Result]:
-    results = run(select(names), jobs=1)
-    manifest = read_manifest()
-    for r in results:
-        assert r.name in manifest, f"{r.name} is not in proofs/manifest.json"
-        assert r.ok, (f"{r.name}: {r.verdict} ({r.detail}), manifest says {r.expected}"
-                      f" with {r.expected_states} states, got {r.states}\n{r.counterexample}")
-    return {r.name: r for r in results}
+from .helpers import run_group
 
 
 def test_buddy_arithmetic_ALLOC_POL_020_ALLOC_OP_002_ALLOC_OP_004_ALLOC_INV_001() -> None:
@@ -40,7 +28,7 @@ def test_pageblock_ranges_ALLOC_OP_006_ALLOC_INV_003_ALLOC_INV_004_ALLOC_OP_003(
 
 
 def test_watermark_formulas_ALLOC_POL_010_ALLOC_POL_016_ALLOC_INV_010() -> None:
-    rs = run_group_of("alloc.watermark.ordered", "alloc.watermark.u64_product_2e40",
+    rs = run_group("alloc.watermark.ordered", "alloc.watermark.u64_product_2e40",
                       "alloc.watermark.u64_product_2e35", "alloc.watermark.mult_frac",
                       "alloc.watermark.boost_cap")
     assert rs["alloc.watermark.ordered"].verdict == PROVED
@@ -65,7 +53,7 @@ def test_reserve_reductions_ALLOC_POL_012_ALLOC_POL_013() -> None:
 
 
 def test_watermark_test_and_the_2022_underflow_ALLOC_POL_014_ALLOC_POL_015() -> None:
-    rs = run_group_of("alloc.watermark.negative_difference_fails",
+    rs = run_group("alloc.watermark.negative_difference_fails",
                       "alloc.watermark.fast_order0_sound", "alloc.watermark.fast_order0_pre_2022",
                       "alloc.watermark.nonvacuous_pass")
     assert rs["alloc.watermark.negative_difference_fails"].verdict == PROVED

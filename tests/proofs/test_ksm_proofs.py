@@ -4,16 +4,10 @@ from __future__ import annotations
 
 import pytest
 
-from proofs.runner import COUNTEREXAMPLE, PROVED, Result, read_manifest, run, select
+from proofs.runner import COUNTEREXAMPLE, PROVED
 from spec import ksm
 
-
-def run_group(*names: str) -> dict[str, Result]:
-    results = run(select(names), jobs=1)
-    manifest = read_manifest()
-    for r in results:
-        assert r.name in manifest and r.ok, (r.name, r.verdict, r.detail, r.counterexample)
-    return {r.name: r for r in results}
+from .helpers import run_group
 
 
 def test_invariants_on_every_bounded_program_KSM_INV_001_KSM_INV_002_KSM_INV_003() -> None:

@@ -5,16 +5,10 @@ from __future__ import annotations
 import pytest
 
 import spec.constants as C
-from proofs.runner import COUNTEREXAMPLE, PROVED, Result, read_manifest, run, select
+from proofs.runner import COUNTEREXAMPLE, PROVED
 from spec.nolock import gfpflags_allow_spinning
 
-
-def run_group(*names: str) -> dict[str, Result]:
-    results = run(select(names), jobs=1)
-    manifest = read_manifest()
-    for r in results:
-        assert r.name in manifest and r.ok, (r.name, r.verdict, r.detail, r.counterexample)
-    return {r.name: r for r in results}
+from .helpers import run_group
 
 
 def test_contexts_nest_NOLOCK_POL_001() -> None:

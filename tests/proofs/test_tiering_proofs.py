@@ -2,16 +2,10 @@
 
 from __future__ import annotations
 
-from proofs.runner import COUNTEREXAMPLE, PROVED, Result, read_manifest, run, select
+from proofs.runner import COUNTEREXAMPLE, PROVED
 from spec.pghot import DEFAULT, PRECISE, pghot_update_record
 
-
-def run_group(*names: str) -> dict[str, Result]:
-    results = run(select(names), jobs=1)
-    manifest = read_manifest()
-    for r in results:
-        assert r.name in manifest and r.ok, (r.name, r.verdict, r.detail, r.counterexample)
-    return {r.name: r for r in results}
+from .helpers import run_group
 
 
 def test_pghot_record_bounds_TIER_POL_010_TIER_POL_011_TIER_OP_010() -> None:
