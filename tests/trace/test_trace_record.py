@@ -55,8 +55,10 @@ def test_fresh_trace_of_a_real_workload_is_consistent_ALLOC_INV_205_to_208(
     assert report["lost"]["header_entries"] == report["lost"]["header_written"] == \
         report["events"]
     assert report["lost"]["cpu_buffer_started"] == 0
-    # every event was on from the first instant: no free is missing in the trace
-    assert report["inferred_untraced_frees"]["count"] == 0
+    # 6.18 returns some pages without mm_page_free (ALLOC-PROP-200): such pages are
+    # reported with their lines, never as violations
+    for ex in report["inferred_untraced_frees"]["examples"]:
+        assert 0 < ex["earlier_line"] < ex["line"] <= report["lines"]
     if workload == "thp-fault":  # 2 x 64 MiB of MADV_HUGEPAGE memory: PMD-order faults
         text = out.read_text()
         assert " mm_page_alloc: " in text and " order=9 migratetype=1 " in text
