@@ -834,11 +834,12 @@ def _full_scan(s: KsmState) -> None:
     for name in list(s.mm_list):
         mm = s.mms[name]
         visited: set[int] = set()
+        passed = _Passed(sorted(mm.rmap))
         if not mm.exited:
             for i, pte in enumerate(mm.ptes):
                 if not mm.mergeable[i] or pte is None or pte < 0:
                     continue
-                _free_passed_items(s, mm, visited, below=i)
+                passed.free_below(s, mm, visited, i)
                 item = mm.rmap.get(i)
                 if item is None:
                     item = mm.rmap[i] = RmapItem(name, i)
@@ -851,7 +852,7 @@ def _full_scan(s: KsmState) -> None:
                 _cmp_and_merge_page(s, page, item)
                 s.pages_scanned += 1
         # remove_trailing_rmap_items (and, for an exited mm, every item)
-        _free_passed_items(s, mm, visited, below=None)
+        passed.free_below(s, mm, visited, None)
         if mm.exited or not any(m for m, p in zip(mm.mergeable, mm.ptes, strict=True)
                                 if p is not None):
             s.mm_list.remove(name)
@@ -861,10 +862,21 @@ def _full_scan(s: KsmState) -> None:
     s.seqnr += 1
 
 
-def _free_passed_items(s: KsmState, mm: Mm, visited: set[int], below: int | None) -> None:
-    """get_next_rmap_item frees, in address order, the items of addresses passed over."""
-    for addr in sorted(a for a in mm.rmap if a not in visited and (below is None or a < below)):
-        _free_rmap_item(s, mm, mm.rmap[addr])
+class _Passed:
+    """The mm's rmap_list walked once in address order: get_next_rmap_item frees the items
+    of addresses the scan passes over without finding a page there."""
+
+    def __init__(self, addresses: list[int]) -> None:
+        self.addresses = addresses
+        self.next = 0
+
+    def free_below(self, s: KsmState, mm: Mm, visited: set[int], below: int | None) -> None:
+        while self.next < len(self.addresses) and (below is None
+                                                   or self.addresses[self.next] < below):
+            a = self.addresses[self.next]
+            self.next += 1
+            if a not in visited and a in mm.rmap:
+                _free_rmap_item(s, mm, mm.rmap[a])
 
 
 @_op

@@ -324,6 +324,11 @@ def _table(rec: dict[str, Any], title: str) -> None:
         print("  sksm: " + "  ".join(f"{k}={v}" for k, v in rec["sksm"].items()))
 
 
+def _tables(records: list[dict[str, Any]], suffix: str) -> None:
+    for i, r in enumerate(records):
+        _table(r, f"scan {i}{suffix}")
+
+
 def cmd_scenario(args: argparse.Namespace, cli: Any) -> int:
     from checker import ksm_oracle
     from checker.ksm_scenario import ScenarioError, diff_records, run
@@ -337,8 +342,7 @@ def cmd_scenario(args: argparse.Namespace, cli: Any) -> int:
                 raise cli.UsageError(f"mmspec ksm run: unknown --impl {args.impl!r} "
                                      "(spec or reference)")
             result = run(sc, args.impl)
-            cli.emit(args, result, lambda: [_table(r, f"scan {i}")
-                                            for i, r in enumerate(result["scans"])])
+            cli.emit(args, result, lambda: _tables(result["scans"], ""))
             return int(cli.EXIT_OK)
         if args.timeout <= 0:
             raise cli.UsageError(f"mmspec ksm {cmd}: --timeout must be positive")
@@ -351,8 +355,7 @@ def cmd_scenario(args: argparse.Namespace, cli: Any) -> int:
     except ksm_oracle.OracleError as e:
         raise cli.UsageError(f"mmspec ksm {cmd}: live kernel: {e}") from None
     if cmd == "oracle":
-        cli.emit(args, live, lambda: [_table(r, f"scan {i} (live)")
-                                      for i, r in enumerate(live["scans"])])
+        cli.emit(args, live, lambda: _tables(live["scans"], " (live)"))
         return int(cli.EXIT_OK)
     model = run(sc)
     diffs = diff_records(model, live)
@@ -403,7 +406,7 @@ def cmd_bench(args: argparse.Namespace, cli: Any) -> int:
 
 
 def cmd_estimate(args: argparse.Namespace, cli: Any) -> int:
-    from checker import ksm_estimate
+    import checker.ksm_estimate as ksm_estimate
     try:
         r = ksm_estimate.estimate_pid(args.pid)
     except ksm_estimate.EstimateError as e:
@@ -413,7 +416,7 @@ def cmd_estimate(args: argparse.Namespace, cli: Any) -> int:
 
 
 def cmd_sidechannel(args: argparse.Namespace, cli: Any) -> int:
-    from checker import ksm_sidechannel
+    import checker.ksm_sidechannel as ksm_sidechannel
     if not 2 <= args.secrets <= 6 or not 1 <= args.pages <= 3:
         raise cli.UsageError("mmspec ksm sidechannel: --secrets must be 2..6, --pages 1..3")
     r = ksm_sidechannel.analyse(args.secrets, args.pages)
