@@ -284,12 +284,17 @@ class _Run:
             return
         pf = np.fromiter((o[0] for o in out), dtype=np.int64, count=len(out))
         tg = np.fromiter((o[1] for o in out), dtype=np.int64, count=len(out))
+        self.promoted_arrays(pf, tg, now_ns)
+        if cpu_of is not None:
+            self.remote_promotions += sum(1 for pfn, tgt, _ in out if cpu_of.get(pfn, tgt) != tgt)
+
+    def promoted_arrays(self, pf: np.ndarray, tg: np.ndarray, now_ns: int) -> None:
+        if not len(pf):
+            return
         self.promotions += len(pf)
         self.promote_time[pf] = now_ns
         self.interval_promoted.append(pf)
         self.mig_bytes += np.bincount(tg, minlength=len(self.mig_bytes)) * PAGE
-        if cpu_of is not None:
-            self.remote_promotions += sum(1 for pfn, tgt, _ in out if cpu_of.get(pfn, tgt) != tgt)
 
     def demote_if_needed(self, now_ns: int) -> None:
         if not self.p.demotion:
@@ -410,9 +415,9 @@ class _Run:
             # --- sources and promotion ---
             if pol == "numab2":
                 before = int(mach.stats.get("numa_hint_faults", 0))
-                out = mach.hint_fault_batch(pages, cpus, times_j)
+                pf, tg, _ = mach.hint_fault_arrays(pages, cpus, times_j)
                 self.faults += int(mach.stats.get("numa_hint_faults", 0)) - before
-                self.promoted(out, t0, None)
+                self.promoted_arrays(pf, tg, t0)
             elif pol in ("pghot-default", "pghot-precise"):
                 idx = self.faults_of(pages)
                 self.faults += len(idx)
@@ -472,23 +477,26 @@ class _Run:
 
 def recovery(ts: list[float], hit: list[float], shift_at: float | None, duration: float
              ) -> float | None:
-    """Seconds after the shift until the hit ratio (1 s moving mean) is back within 5 % of
-    its level over the 2 s before the shift; None without a shift or without recovery."""
+    """Seconds from the hot-set shift until the hit ratio (per bin) is back within 5 % of its
+    mean over the 2 s before the shift: 0.0 when it never fell below that, None without a
+    shift or when it does not recover before the run ends."""
     if shift_at is None or not hit:
         return None
     t_shift = shift_at * duration
     h = np.array(hit)
     t = np.array(ts)
-    before = h[(t > t_shift - 2) & (t <= t_shift)]
-    if not len(before):
+    before = h[(t > t_shift - 2) & (t <= t_shift + 1e-9)]
+    after = np.flatnonzero(t > t_shift + 1e-9)
+    if not len(before) or not len(after):
         return None
-    level = float(before.mean())
-    w = max(1, int(round(1.0 / (t[1] - t[0]) if len(t) > 1 else 1)))
-    smooth = np.convolve(h, np.ones(w) / w, mode="full")[:len(h)]
-    after = np.flatnonzero((t > t_shift + 1.0 / max(1, w)) & (smooth >= level * 0.95))
-    if not len(after):
+    level = 0.95 * float(before.mean())
+    low = after[h[after] < level]
+    if not len(low):
+        return 0.0
+    back = after[(after > low[0]) & (h[after] >= level)]
+    if not len(back):
         return None
-    return float(t[after[0]] - t_shift)
+    return float(t[back[0]] - t_shift)
 
 
 def simulate(policy: str, workload: str | Workload, params: SimParams | None = None,

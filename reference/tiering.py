@@ -384,10 +384,19 @@ class TierMachine:
         or rate-limit slot ends inside the batch and the rate limit cannot bind, the rest are
         decided with array operations; otherwise one fault at a time.
         """
+        pfn_a, tgt_a, code_a = self.hint_fault_arrays(pfns, nids, times)
+        why = ("", "ok", "nrl")
+        return [(int(a), int(b), why[c]) for a, b, c in zip(pfn_a.tolist(), tgt_a.tolist(),
+                                                           code_a.tolist(), strict=True)]
+
+    def hint_fault_arrays(self, pfns: Any, nids: Any, times: Any
+                          ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """``hint_fault_batch`` returning (pfns, targets, codes: 1 ok, 2 bypass) arrays."""
         pf = np.asarray(pfns, dtype=np.int64)
         hit = self.prot_none[pf]
+        empty = np.zeros(0, dtype=np.int64)
         if not hit.any():
-            return []
+            return empty, empty, empty
         idx = np.flatnonzero(hit)
         # Only the first access to each PROT_NONE page faults.
         _, first = np.unique(pf[idx], return_index=True)
@@ -400,15 +409,21 @@ class TierMachine:
         src = self.node_of[fp].astype(np.int64)
         ok = ~self.toptier[src] & (fn != NUMA_NO_NODE) & (fn != src)
         pos = np.flatnonzero(ok)
-        found: list[tuple[int, int, int, str]] = []
+        parts = []
         for t in np.unique(fn[pos]).tolist():
             sel = pos[fn[pos] == t]
-            found += self._faults_to(int(t), fp[sel], ft[sel], sel)
-        found.sort()
-        return [(pfn, t, why) for _, pfn, t, why in found]
+            q, g, c = self._faults_to(int(t), fp[sel], ft[sel], sel)
+            parts.append((q, g, np.full(len(q), t, dtype=np.int64), c))
+        if not parts:
+            return empty, empty, empty
+        q_all = np.concatenate([x[0] for x in parts])
+        order = np.argsort(q_all, kind="stable")
+        return tuple(np.concatenate([x[i] for x in parts])[order]  # type: ignore[return-value]
+                     for i in (1, 2, 3))
 
     def _faults_to(self, t: int, pages: np.ndarray, times: np.ndarray, pos: np.ndarray
-                   ) -> list[tuple[int, int, int, str]]:
+                   ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Faults to target ``t`` in time order: (positions, pfns, codes) of the promoted."""
         cfg = self.config
         p = self.pgdat[t]
         high = cfg.nodes[t].high_wmark
@@ -417,7 +432,16 @@ class TierMachine:
         enough = max(floor, int(self.capacity[t]) >> 4)
         free = int(self.capacity[t] - self.used[t])
         k = len(pages)
-        out: list[tuple[int, int, int, str]] = []
+        oq: list[np.ndarray] = []
+        og: list[np.ndarray] = []
+        oc: list[np.ndarray] = []
+
+        def done() -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+            if not oq:
+                z = np.zeros(0, dtype=np.int64)
+                return z, z, z
+            return np.concatenate(oq), np.concatenate(og), np.concatenate(oc)
+
         # bypass prefix: fault i bypasses while free (less the i promotions before it) is above
         # high + enough; with enough == 0 a failed migration leaves free as it was.
         room = max(0, free - high - 1)
@@ -430,10 +454,11 @@ class TierMachine:
             moved = min(nb, room)
             self._promote_many(pages[:moved], t)
             self._count("pgmigrate_fail", nb - moved)
-            out += [(int(q), int(g), t, "nrl") for q, g in zip(pos[:moved], pages[:moved],
-                                                               strict=True)]
+            oq.append(pos[:moved])
+            og.append(pages[:moved])
+            oc.append(np.full(moved, 2, dtype=np.int64))
         if nb == k:
-            return out
+            return done()
         rest, rtimes, rpos = pages[nb:], times[nb:], pos[nb:]
         bits_mask = (1 << cfg.access_time_bits) - 1
         now_ms = rtimes * (1000 // cfg.hz)
@@ -446,8 +471,10 @@ class TierMachine:
             for q, pfn, now in zip(rpos.tolist(), rest.tolist(), rtimes.tolist(), strict=True):
                 got = self._fault_one(pfn, t, now)
                 if got is not None:
-                    out.append((q, pfn, t, got))
-            return out
+                    oq.append(np.array([q]))
+                    og.append(np.array([pfn]))
+                    oc.append(np.array([1 if got == "ok" else 2]))
+            return done()
         last = np.where(self.stamped[rest], self.access_time[rest], 0)
         self.access_time[rest] = now_ms & bits_mask
         self.stamped[rest] = True
@@ -460,8 +487,10 @@ class TierMachine:
         self._promote_many(rest[passing[:moved]], t)
         self._count("pgmigrate_fail", len(passing) - moved)
         p["slot_promoted"] += moved
-        out += [(int(rpos[i]), int(rest[i]), t, "ok") for i in passing[:moved].tolist()]
-        return out
+        oq.append(rpos[passing[:moved]])
+        og.append(rest[passing[:moved]])
+        oc.append(np.ones(moved, dtype=np.int64))
+        return done()
 
     def _promote_many(self, pages: np.ndarray, t: int) -> None:
         if not len(pages):
