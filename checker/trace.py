@@ -840,7 +840,7 @@ _REDRAIN = ("drained again with no traced refill or free in between: seen on 6.1
             "nothing lost, path not identified (ALLOC-PROP-200)")
 _UNTRACED_ALLOC_FROM = (FREED, PCP, BUDDY)
 _NULL = frozenset(("(null)", "0000000000000000", "00000000"))
-_HEAD = re.compile(r"\[(\d+)\]\s+(?:\S+\s+)?(\d+\.\d+): ([^\s:]+): ")
+_HEAD = re.compile(r"\[(\d+)\]\s+(?:\S+\s+)?(\d+(?:\.\d+)?): ([^\s:]+): ")
 _PAGE = r"page=(\S+) pfn=0x([0-9a-f]+) "
 _N = r"(-?\d+)"
 _X = r"0x([0-9a-f]+)"

@@ -553,3 +553,20 @@ def test_cli_exit_codes_and_json_ALLOC_INV_200(tmp_path: Path) -> None:
     assert r.returncode == 2 and b"Traceback" not in r.stderr
     r = _mmspec("trace", "check", "-", stdin=b"hello\nworld\n")
     assert r.returncode == 2
+
+
+def test_other_line_layouts_ALLOC_INV_200() -> None:
+    # options/record-tgid adds "(TGID)", options/irq-info off drops the flags column, and the
+    # counter/x86-tsc clocks print integers: all are trace lines with the same fields
+    lines = [
+        "            bash-4242    (   4242) [001] .....   100.000001: mm_page_alloc: "
+        "page=00000000deadbeef pfn=0x1000 order=0 migratetype=1 "
+        "gfp_flags=GFP_HIGHUSER_MOVABLE|__GFP_COMP\n",
+        "            bash-4242    [001]   100.000002: mm_page_free: page=00000000deadbeef "
+        "pfn=0x1000 order=0\n",
+        "            bash-4242    [000] d..1. 123456789: mm_page_alloc: page=00000000deadbeef "
+        "pfn=0x1000 order=0 migratetype=1 gfp_flags=GFP_HIGHUSER_MOVABLE\n",
+    ]
+    report = check(lines)
+    assert report["events"] == 3 and report["violations"] == []
+    assert report["cpus"] == [0, 1]
