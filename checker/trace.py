@@ -268,7 +268,7 @@ declare(
     start of a trace. When the header says fewer entries are in the buffer than were written,
     no page conflict is a violation (the loss may lie anywhere in a CPU's stream).
     """,
-    f"kernel/trace/trace.c:print_trace_header, trace_print_lat_context @ {ANCHOR}",
+    f"kernel/trace/trace.c:test_cpu_buff_start, print_trace_line, print_event_info @ {ANCHOR}",
     module=__name__)
 
 
