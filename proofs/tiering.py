@@ -14,6 +14,7 @@ from typing import Any
 import z3
 
 from proofs.runner import COUNTEREXAMPLE, Outcome, all_of, check_claim, obligation
+from spec.kpromoted import kpromoted_new_window
 from spec.numab import adjust_threshold, hint_fault_latency, rate_limit_slot
 from spec.pghot import DEFAULT, PRECISE, Layout, pghot_access_latency, pghot_update_record
 from spec.tier_state import DEFAULT_WINDOW_MS
@@ -165,3 +166,35 @@ def hint_latency_wraps() -> Outcome:
                 f"{hint_fault_latency(now_ms, stored, 21)} ms, though the scan was "
                 f"{now_ms - last_ms} ms before the fault")
     return check_claim([now, last], pre, z3.UGE(lat, 1000), render)
+
+
+def _window_claim(as_posted: bool, small: bool = False) -> Outcome:
+    last, now, window = z3.BitVecs("last_update now window_jiffies", 64)
+    pre = [z3.ULE(last, now), z3.ULT(now, 1 << 62), z3.ULT(window, 1 << 40)]
+    if small:  # the default 5 s window at HZ=1000, clocks near boot: a readable example
+        pre += [window == DEFAULT_WINDOW_MS["kpromoted-v0"], z3.ULT(now, 1 << 16)]
+    restart = kpromoted_new_window(last, now, window, as_posted)
+    claim = restart == z3.UGT(now - last, window)
+
+    def render(v: dict[str, int | bool]) -> str:
+        a, b, w = int(v["last_update"]), int(v["now"]), int(v["window_jiffies"])
+        return (f"kpromoted_new_window({a}, {b}, {w}, as_posted={as_posted})  # == "
+                f"{kpromoted_new_window(a, b, w, as_posted)}, {b - a} jiffies after the "
+                f"window started, window {w}")
+    return check_claim([last, now, window], pre, claim, render)
+
+
+@obligation("tier.kpromoted.window_fixed", ["TIER-POL-001"], tags=["z3", "kpromoted"])
+def kpromoted_window_fixed() -> Outcome:
+    """With the v1 fix (``now - last_update``) the window restarts exactly when more than
+    ``window`` jiffies have passed, for every clock value and window."""
+    return _window_claim(False)
+
+
+@obligation("tier.kpromoted.window_as_posted", ["TIER-POL-001"], expected=COUNTEREXAMPLE,
+            tags=["z3", "kpromoted", "edge"])
+def kpromoted_window_as_posted() -> Outcome:
+    """Edge, expected to fail: the same claim for the v0 RFC as posted (``last_update -
+    now``, unsigned): an access one jiffy into the window wraps to a huge difference and
+    restarts it, so the frequency never passes 1 except for accesses in the same jiffy."""
+    return _window_claim(True, small=True)

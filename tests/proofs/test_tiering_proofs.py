@@ -42,3 +42,19 @@ def test_numa_balancing_arithmetic_TIER_POL_021_TIER_POL_022_TIER_POL_023() -> N
     # 21 bits of milliseconds wrap after 2^21 ms: the counterexample's gap is beyond that.
     gap = int(edge.counterexample.split("scan was ")[1].split()[0])
     assert gap >= 1 << 21
+
+
+def test_kpromoted_window_as_posted_and_fixed_TIER_POL_001() -> None:
+    from spec.kpromoted import kpromoted_new_window
+    rs = run_group("tier.kpromoted")
+    assert rs["tier.kpromoted.window_fixed"].verdict == PROVED
+    edge = rs["tier.kpromoted.window_as_posted"]
+    assert edge.verdict == COUNTEREXAMPLE and edge.counterexample
+    call = edge.counterexample.split("  #")[0]
+    assert eval(call, {"kpromoted_new_window": kpromoted_new_window}) is True
+    args = eval(call.replace("kpromoted_new_window(", "tuple((").replace(", as_posted=True)",
+                                                                        ",))"))
+    last, now, window = args
+    # Hand-derived: inside the window (0 < now - last <= window), yet restarted, because
+    # last - now wraps to 2^64 - (now - last) > window.
+    assert 0 < now - last <= window
