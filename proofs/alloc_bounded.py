@@ -28,7 +28,7 @@ from spec.buddy import (
     find_buddy_pfn,
     free_one_page_locked,
 )
-from spec.invariants import INVARIANTS
+from spec.invariants import INVARIANTS, nofragment_guarantee
 from spec.rules import rules_of
 from spec.watermark import zone_wmarks
 from spec.zone import Allocation, SpecError, Work, Zone, ZoneConfig
@@ -443,3 +443,109 @@ def _register() -> None:
 
 
 _register()
+
+
+# --- ALLOC-PROP-001: ALLOC_NOFRAGMENT never pollutes a pageblock ------------------------------
+
+PROP_DEPTH = 3
+
+
+def alloc_pages_ignoring_defrag_mode_twin(z: Zone, gfp: int, order: int, cpu: int = 0
+                                          ) -> tuple[Zone, int | None]:
+    """alloc_pages that does not turn defrag_mode into ALLOC_NOFRAGMENT (the fast path's
+    ``alloc_flags_nofragment`` and ``gfp_to_alloc_flags`` as before the series)."""
+    off = attrs.evolve(z, config=attrs.evolve(z.config, defrag_mode=0,
+                                              zone_is_normal_with_dma32=False))
+    nz, page = pa.alloc_pages(off, gfp, order, cpu)
+    return attrs.evolve(nz, config=z.config), page
+
+
+#: Pageblocks of four pages, so that a claim can fail (free + alike below half a block) and
+#: the allocator would steal: the situation ALLOC_NOFRAGMENT exists for.
+DEFRAG_CONFIG = ZoneConfig(nr_pageblocks=6, max_page_order=2, pageblock_order=2, nr_cpus=1,
+                           thp=False, min_free_kbytes=0, watermark_boost_factor=0,
+                           defrag_mode=1)
+
+
+def defrag_scenario(alloc: Op) -> Outcome:
+    """Directed: fill the zone with movable pages, free one page in each pageblock, drain,
+    then ask for an unmovable page. Every pageblock is MOVABLE with one free page, so only a
+    steal can serve the request: under defrag_mode it must fail instead. The guarantee is
+    checked after every allocation of the program."""
+    z = pa.init_zone(DEFRAG_CONFIG)
+    done: list[Step] = []
+    pages: list[int] = []
+
+    def do(step: Step) -> Outcome | None:
+        nonlocal z
+        name, args = step
+        before = z
+        if name == "alloc_pages":
+            z, page = alloc(z, *args)
+            if page is not None:
+                pages.append(page)
+        else:
+            z = apply(z, step)
+        done.append(step)
+        bad = nofragment_guarantee(before, z, args[0]) if name == "alloc_pages" else []
+        if bad:
+            twin = "" if alloc is pa.alloc_pages else alloc.__name__
+            return Outcome(COUNTEREXAMPLE, bad[0], program(DEFRAG_CONFIG, done, z, twin),
+                           states=len(done))
+        return None
+
+    movable = C.Gfp(C.GFP_HIGHUSER_MOVABLE)
+    for _ in range(DEFRAG_CONFIG.spanned_pages):  # drained each time: no page waits on a pcp
+        if out := do(("alloc_pages", (movable, 0))):
+            return out
+        do(("drain_pages", (0,)))
+    for pfn in sorted(p for p in pages if p % DEFRAG_CONFIG.pageblock_nr_pages == 3):
+        do(("free_pages", (pfn, 0)))
+    do(("drain_pages", (0,)))
+    if len(z.free_blocks()) != DEFRAG_CONFIG.nr_pageblocks:
+        return Outcome(COUNTEREXAMPLE, "the directed program did not leave one free page per "
+                       f"pageblock: {z.free_blocks()}", states=len(done))
+    before = len(pages)
+    if out := do(("alloc_pages", (C.Gfp(C.GFP_KERNEL), 0))):
+        return out
+    return Outcome(PROVED, f"directed program of {len(done)} steps: the unmovable request "
+                   f"{'was served' if len(pages) > before else 'failed'} without polluting "
+                   "a block", states=len(done))
+
+
+def nofragment_check(alloc: Op) -> Outcome:
+    """Every allocation step under defrag_mode from every explored state within PROP_DEPTH
+    steps, and the directed steal scenario: ``nofragment_guarantee(before, after, gfp)``
+    finds nothing."""
+    directed = defrag_scenario(alloc)
+    if directed.verdict != PROVED:
+        return directed
+    ex = exploration()
+    checked = 0
+    for z, (_, _, d) in ex.states.items():
+        if d > PROP_DEPTH:
+            break  # breadth-first: the rest are deeper
+        if not z.config.defrag_mode:
+            continue
+        for step in steps(z):
+            if step[0] != "alloc_pages":
+                continue
+            nz = alloc(z, *step[1])[0]
+            checked += 1
+            bad = nofragment_guarantee(z, nz, step[1][0])
+            if bad:
+                twin = "" if alloc is pa.alloc_pages else alloc.__name__
+                return Outcome(COUNTEREXAMPLE, bad[0],
+                               program(CONFIG, [*trace(ex, z), step], nz, twin),
+                               states=checked)
+    return Outcome(PROVED, f"{directed.detail}; {checked} allocations under defrag_mode from "
+                   f"states within {PROP_DEPTH} steps", states=checked + (directed.states or 0))
+
+
+add("alloc.prop.nofragment", ["ALLOC-PROP-001", "ALLOC-OP-033"],
+    lambda: nofragment_check(pa.alloc_pages), PROVED, ["bounded", "property"],
+    "Under defrag_mode no allocation within the bound leaves a page of the request in a "
+    "pageblock of another type (HIGHATOMIC and CMA aside).", exploration)
+add("alloc.twin.ALLOC-PROP-001", ["ALLOC-PROP-001", "ALLOC-POL-007"],
+    lambda: nofragment_check(alloc_pages_ignoring_defrag_mode_twin), COUNTEREXAMPLE,
+    ["bounded", "twin"], alloc_pages_ignoring_defrag_mode_twin.__doc__ or "", exploration)

@@ -162,3 +162,27 @@ def test_deep_matrix_nightly_ALLOC_INV_001_to_011() -> None:
     rs = run_group("alloc.matrix_deep.all")
     (r,) = rs.values()
     assert r.verdict == PROVED and r.states is not None and r.states > 21329
+
+
+def test_nofragment_guarantee_ALLOC_PROP_001() -> None:
+    r = run_group("alloc.prop.nofragment")["alloc.prop.nofragment"]
+    assert r.verdict == PROVED
+    # Every pageblock is MOVABLE with one free page: a claim needs half a block (2 pages),
+    # so only a steal could serve an unmovable page, and ALLOC_NOFRAGMENT forbids it.
+    assert "the unmovable request failed" in r.detail
+
+
+@pytest.mark.seeded_bug
+def test_defrag_mode_ignored_pollutes_ALLOC_PROP_001_ALLOC_POL_007() -> None:
+    from spec.invariants import nofragment_guarantee
+    r = run_group("alloc.twin.ALLOC-PROP-001")["alloc.twin.ALLOC-PROP-001"]
+    assert r.verdict == COUNTEREXAMPLE and r.counterexample
+    ns: dict[str, object] = {}
+    exec(r.counterexample, ns)
+    lines = r.counterexample.splitlines()
+    assert lines[-2].startswith("z, _ = alloc_pages_ignoring_defrag_mode_twin(z, Gfp('GFP_KERNEL')")
+    # Replaying all but the last step gives the state before the polluting allocation.
+    before_ns: dict[str, object] = {}
+    exec("\n".join(lines[:-2]), before_ns)
+    from spec.constants import GFP_KERNEL
+    assert nofragment_guarantee(before_ns["z"], ns["z"], GFP_KERNEL)  # type: ignore[arg-type]
