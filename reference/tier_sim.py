@@ -104,6 +104,9 @@ class SimParams:
     #: lowest tier (the pghot runs move the data to CXL before measuring).
     initial: str = "spill"
     pingpong_s: float = 10.0
+    #: pghot_freq_threshold / kpromoted threshold (the pghot comparisons with NUMA balancing
+    #: ran with 1, "to match base").
+    freq_threshold: int = 2
     bin_ms: int = 100
     seed: int = 0
 
@@ -209,10 +212,13 @@ class _Run:
             placement=tuple(placement.tolist()), enough_floor_pages=0,
             pages_per_section=32768, chmu_counters=4096, chmu_hotlist=1024,
             chmu_downsample=p.chmu_downsample, chmu_threshold=2,
-            pghot_target_nid=0)
+            pghot_target_nid=0,
+            freq_threshold=p.freq_threshold if policy.startswith("pghot") else 2)
         self.mach = TierMachine(cfg)
         self.prot_none = np.zeros(n, dtype=bool)
         self.last_access = np.zeros(n, dtype=np.int64)
+        #: node of the CPU that last touched each page (remote-promotion accounting).
+        self.last_cpu = np.zeros(n, dtype=np.int64)
         self.promote_time = np.full(n, -10**12, dtype=np.int64)
         self.scan_pos = 0
         self.lat_sum = 0.0
@@ -278,20 +284,18 @@ class _Run:
 
     # --- promotion bookkeeping -----------------------------------------------------------
 
-    def promoted(self, out: list[tuple[int, int, str]], now_ns: int, cpu_of: dict[int, int]
-                 | None = None) -> None:
+    def promoted(self, out: list[tuple[int, int, str]], now_ns: int) -> None:
         if not out:
             return
         pf = np.fromiter((o[0] for o in out), dtype=np.int64, count=len(out))
         tg = np.fromiter((o[1] for o in out), dtype=np.int64, count=len(out))
         self.promoted_arrays(pf, tg, now_ns)
-        if cpu_of is not None:
-            self.remote_promotions += sum(1 for pfn, tgt, _ in out if cpu_of.get(pfn, tgt) != tgt)
 
     def promoted_arrays(self, pf: np.ndarray, tg: np.ndarray, now_ns: int) -> None:
         if not len(pf):
             return
         self.promotions += len(pf)
+        self.remote_promotions += int(np.count_nonzero(self.last_cpu[pf] != tg))
         self.promote_time[pf] = now_ns
         self.interval_promoted.append(pf)
         self.mig_bytes += np.bincount(tg, minlength=len(self.mig_bytes)) * PAGE
@@ -410,6 +414,10 @@ class _Run:
             bh += h
             ba += per_chunk
             self.last_access[pages] = t0
+            if len(cpu_nodes) > 1:
+                self.last_cpu[pages] = cpus
+            else:
+                self.last_cpu[pages] = cpu_nodes[0]
             self.interval_pages.append(pages)
             times_j = now_j + (np.arange(per_chunk) * p.chunk_ms) // per_chunk
             # --- sources and promotion ---
@@ -424,11 +432,9 @@ class _Run:
                 if len(idx):
                     mach.record_batch(pages[idx], cpus[idx], PGHOT_HINT_FAULT, times_j[idx])
                 if (t0 // 1_000_000) % p.kmigrated_ms == 0:
-                    cpu_of = dict(zip(pages[idx].tolist(), cpus[idx].tolist(), strict=True)) \
-                        if len(cpu_nodes) > 1 else None
                     for nid, nd in enumerate(m.nodes):
                         if not nd.toptier:
-                            self.promoted(mach.promote_pass(nid, now_j), t0, cpu_of)
+                            self.promoted(mach.promote_pass(nid, now_j), t0)
             elif pol == "kpromoted":
                 idx = self.hw_samples(per_chunk, int(now_j))
                 self.samples += len(idx)
@@ -437,13 +443,13 @@ class _Run:
                 self.peak_records = max(self.peak_records, len(mach.krec))
                 if (t0 // 1_000_000) % p.kpromoted_ms == 0:
                     for nid in cpu_nodes:
-                        self.promoted(mach.promote_pass(nid, now_j), t0, None)
+                        self.promoted(mach.promote_pass(nid, now_j), t0)
             elif pol == "chmu":
                 slow = pages[~self.top[mem]]
                 self.samples += len(slow) >> p.chmu_downsample
                 mach.chmu_batch(slow)
                 if (t0 // 1_000_000) % p.chmu_epoch_ms == 0:
-                    self.promoted(mach.promote_pass(0, now_j), t0, None)
+                    self.promoted(mach.promote_pass(0, now_j), t0)
             self.demote_if_needed(t0)
             if (c + 1) % bins_per == 0:
                 self.bin_hits.append(bh)
