@@ -9,6 +9,7 @@ time are in milliseconds, as in the kernel.
 
 from __future__ import annotations
 
+from collections import Counter
 from typing import Any
 
 import attrs
@@ -94,11 +95,12 @@ class TierConfig:
                             f"{', '.join(TIER_VARIANTS)}")
         if not self.nodes or not any(n.toptier for n in self.nodes):
             raise TierError("a machine needs at least one top-tier node")
-        for nid in self.placement:
-            if not 0 <= nid < len(self.nodes):
-                raise TierError(f"placement names node {nid}, which does not exist")
+        if self.placement and not 0 <= min(self.placement) <= max(self.placement) \
+                < len(self.nodes):
+            raise TierError("placement names a node that does not exist")
+        held = Counter(self.placement)
         for nid, n in enumerate(self.nodes):
-            if sum(1 for p in self.placement if p == nid) > n.capacity:
+            if held.get(nid, 0) > n.capacity:
                 raise TierError(f"node {nid} holds more pages than its capacity")
         if not 1 <= self.freq_threshold <= self.freq_max:
             raise TierError(f"freq_threshold must lie in 1..{self.freq_max}")
