@@ -132,7 +132,7 @@ def test_broken_twins_yield_counterexamples_ALLOC_INV_001_to_011(
     and that state breaks exactly the invariant the twin targets (among others, maybe)."""
     from spec.invariants import INVARIANTS
     from spec.rules import rules_of
-    twins = {k: r for k, r in bounded.items() if k.startswith("alloc.twin.")}
+    twins = {k: r for k, r in bounded.items() if k.startswith("alloc.twin.ALLOC-INV-")}
     assert len(twins) == 11
     for name, r in twins.items():
         assert r.verdict == COUNTEREXAMPLE and r.counterexample, name
