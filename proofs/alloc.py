@@ -15,6 +15,7 @@ The bounded obligations are in :mod:`proofs.alloc_bounded`.
 
 from __future__ import annotations
 
+import itertools
 from typing import Any
 
 import z3
@@ -22,6 +23,7 @@ import z3
 import spec.constants as C
 from proofs.runner import (
     COUNTEREXAMPLE,
+    PROVED,
     Z3,
     Outcome,
     all_of,
@@ -645,3 +647,68 @@ def watermark_nonvacuous() -> Outcome:
         return watermark_free_ok(free, u, reserve_adjusted_min(mark, flags, Z3), lr)
     return find_witness([free, mark, lr, ha], [*pre, ult(ha, 1 << 20), ha > 0,
                                                passes(atomic), z3.Not(passes(0))])
+
+
+# --- slow-path flags (ALLOC-POL-006), over every combination of the bits they read -------------
+
+_GFP_READ = (C.__GFP_HIGH, C.__GFP_DIRECT_RECLAIM, C.__GFP_KSWAPD_RECLAIM, C.__GFP_NOMEMALLOC,
+             C.__GFP_MOVABLE, C.__GFP_RECLAIMABLE)
+
+
+def _gfp_cases() -> list[tuple[int, int, int, str, bool]]:
+    out = []
+    for k in range(1 << len(_GFP_READ)):
+        gfp = sum(b for i, b in enumerate(_GFP_READ) if k >> i & 1)
+        for order, defrag, variant, rt in itertools.product((0, 1, 9), (0, 1),
+                                                            ("v6.15", "v6.18"), (False, True)):
+            out.append((gfp, order, defrag, variant, rt))
+    return out
+
+
+def _gfp_call(gfp: int, order: int, defrag: int, variant: str, rt: bool) -> str:
+    return (f"gfp_to_alloc_flags(Gfp({C.format_gfp(gfp)!r}), {order}, {defrag}, {variant!r}, "
+            f"rt_task={rt})")
+
+
+@obligation("alloc.gfp.highatomic_needs_high", ["ALLOC-POL-006"], tags=["finite", "gfp"])
+def gfp_highatomic() -> Outcome:
+    """For every combination of the GFP bits gfp_to_alloc_flags reads, every order class,
+    defrag_mode, variant and real-time flag: ALLOC_HIGHATOMIC comes only with order > 0, a
+    request that cannot reclaim directly and has no __GFP_NOMEMALLOC, and in v6.18 only with
+    __GFP_HIGH; ALLOC_CPUSET is dropped exactly for non-blocking ALLOC_MIN_RESERVE requests;
+    defrag_mode always adds ALLOC_NOFRAGMENT."""
+    cases = _gfp_cases()
+    for gfp, order, defrag, variant, rt in cases:
+        f = C.gfp_to_alloc_flags(gfp, order, defrag, variant, rt)
+        blocking = bool(gfp & C.__GFP_DIRECT_RECLAIM)
+        ha_ok = (order > 0 and not blocking and not gfp & C.__GFP_NOMEMALLOC
+                 and (variant == "v6.15" or bool(gfp & C.__GFP_HIGH)))
+        cpuset_dropped = not blocking and bool(f & C.ALLOC_MIN_RESERVE)
+        ok = ((not f & C.ALLOC_HIGHATOMIC or ha_ok)
+              and (not f & C.ALLOC_CPUSET) == cpuset_dropped
+              and (not defrag or bool(f & C.ALLOC_NOFRAGMENT)))
+        if not ok:
+            return Outcome(COUNTEREXAMPLE, C.format_alloc_flags(f),
+                           counterexample=_gfp_call(gfp, order, defrag, variant, rt))
+    return Outcome(PROVED, f"{len(cases)} cases")
+
+
+@obligation("alloc.gfp.variants_differ_only_on_highatomic", ["ALLOC-POL-006"],
+            tags=["finite", "gfp", "variant"])
+def gfp_variant_diff() -> Outcome:
+    """v6.15 and v6.18 differ in gfp_to_alloc_flags exactly on high-order requests that cannot
+    reclaim directly, have no __GFP_NOMEMALLOC and no __GFP_HIGH (GFP_NOWAIT-like), and there
+    only by ALLOC_HIGHATOMIC: "only set ALLOC_HIGHATOMIC for __GFP_HIGH allocations"."""
+    n = 0
+    for gfp, order, defrag, variant, rt in _gfp_cases():
+        if variant != "v6.18":
+            continue
+        n += 1
+        new = C.gfp_to_alloc_flags(gfp, order, defrag, "v6.18", rt)
+        old = C.gfp_to_alloc_flags(gfp, order, defrag, "v6.15", rt)
+        differs = (order > 0 and not gfp & (C.__GFP_DIRECT_RECLAIM | C.__GFP_NOMEMALLOC
+                                            | C.__GFP_HIGH))
+        if (old != new) != differs or (differs and old ^ new != C.ALLOC_HIGHATOMIC):
+            return Outcome(COUNTEREXAMPLE, "variants differ elsewhere",
+                           counterexample=_gfp_call(gfp, order, defrag, "v6.15", rt))
+    return Outcome(PROVED, f"{n} cases")

@@ -186,3 +186,12 @@ def test_defrag_mode_ignored_pollutes_ALLOC_PROP_001_ALLOC_POL_007() -> None:
     exec("\n".join(lines[:-2]), before_ns)
     from spec.constants import GFP_KERNEL
     assert nofragment_guarantee(before_ns["z"], ns["z"], GFP_KERNEL)  # type: ignore[arg-type]
+
+
+def test_slow_path_flags_and_their_variants_ALLOC_POL_006() -> None:
+    rs = run_group("alloc.gfp.highatomic_needs_high",
+                   "alloc.gfp.variants_differ_only_on_highatomic")
+    # 2^6 masks of the bits read x 3 order classes x defrag_mode x 2 variants x rt_task.
+    assert rs["alloc.gfp.highatomic_needs_high"].detail == f"{64 * 3 * 2 * 2 * 2} cases"
+    assert rs["alloc.gfp.variants_differ_only_on_highatomic"].detail == f"{64 * 3 * 2 * 2} cases"
+    assert all(r.verdict == PROVED for r in rs.values())
