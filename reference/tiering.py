@@ -73,7 +73,7 @@ class TierMachine:
         self.krec: dict[int, tuple[int, int, int, int, int]] = {}
         self.seq = 0
         self.heaps: list[set[int]] = [set() for _ in cfg.nodes] \
-            if cfg.variant == "pghot-v1" else []
+            if cfg.heap_tracker else []
         self.hot_sections: set[int] = set()
         self.activate: set[int] = set()
         self.prot_none = np.zeros(n, dtype=bool)
@@ -170,7 +170,8 @@ class TierMachine:
                 return -22
             self.chmu_batch(np.array([pfn]))
             return 0
-        if v == "pghot-v1" and src not in self.config.sources():
+        if self.config.heap_tracker and src not in self.config.sources():
+            self._count("pghot_recorded_accesses")
             return -22
         self.record_batch(np.array([pfn]), np.array([nid]), src, np.array([now]))
         return 0
@@ -197,7 +198,7 @@ class TierMachine:
             self._pghot_batch(pfns, nids, src, times)
         elif v == "kpromoted-v0":
             self._kpromoted_batch(pfns, nids, src, times)
-        elif v == "pghot-v1":
+        elif self.config.heap_tracker:
             self._v1_batch(pfns, nids, times)
         elif v == "chmu":
             self.chmu_batch(pfns)
@@ -304,22 +305,30 @@ class TierMachine:
         cfg = self.config
         lower = int(sum(nd.capacity for nd in cfg.nodes if not nd.toptier))
         cap = lower * cfg.hash_pct // 100 * cfg.heap_pct // 100
+        v2 = cfg.variant == "pghot-v2"
         for pfn, nid, now in zip(np.asarray(pfns).tolist(), np.asarray(nids).tolist(),
                                  np.asarray(times).tolist(), strict=True):
             self._count("pghot_recorded_accesses")
             if not self._tracked(self.node_of[pfn]):
                 continue
+            cur = now & 0x7FFFF if v2 else now
             r = self.krec.get(pfn)
             if r is None:
-                self.krec[pfn] = (now, 1, now, 0 if nid == NUMA_NO_NODE else nid, self.seq)
+                self.krec[pfn] = (cur, 1, cur, 0 if nid == NUMA_NO_NODE else nid, self.seq)
                 self.seq += 1
                 self._count("pghot_records_hash")
                 continue
             lu, f, _, hn, seq = r
-            reset = ((now - lu) & U64) > self.window_j or (nid != NUMA_NO_NODE and hn != nid)
-            f = 1 if reset else f + 1
+            reset = ((cur - lu) & (0xFFFFFFFF if v2 else U64)) > self.window_j \
+                or (nid != NUMA_NO_NODE and hn != nid)
+            if reset:
+                f = 1
+            elif v2:
+                f = (f + 1) & 7
+            else:
+                f += 1
             hn = 0 if nid == NUMA_NO_NODE else nid
-            self.krec[pfn] = (now, f, now, hn, seq)
+            self.krec[pfn] = (cur, f, cur, hn, seq)
             heap = self.heaps[hn]
             if pfn in heap:
                 if f < 2:
@@ -527,7 +536,7 @@ class TierMachine:
             raise TierError(f"node {nid} does not exist")
         if v == "kpromoted-v0":
             return [(p, nid, "ok") for p in self._kpromoted_pass(nid, now)]
-        if v == "pghot-v1":
+        if self.config.heap_tracker:
             return [(p, nid, "ok") for p in self._v1_pass(nid, now)]
         if v == "numab2":
             return []
@@ -588,7 +597,7 @@ class TierMachine:
             if int(self.node_of[top]) == hn:
                 self._count("kpromoted_right_node")
                 continue
-            if ((now - lu) & U64) > 2 * self.window_j:
+            if cfg.variant == "pghot-v1" and ((now - lu) & U64) > 2 * self.window_j:
                 self._count("kpromoted_cold_old")
                 continue
             if self._balanced(nid):

@@ -248,7 +248,23 @@ def kmigrated_do_work(w: TierWork, nid: int, now: int) -> list[tuple[int, int, s
     return done
 
 
-# --- v1: hash lists + per-top-tier-node max-heap --------------------------------------------
+# --- v1/v2: hash lists + per-top-tier-node max-heap ---
+
+V2_TIME_BITS = 19
+V2_FREQ_BITS = 3
+#: PGHOT_FREQ_MAX in v2 is ``1 << PGHOT_FREQ_BITS``, one more than the field holds.
+V2_PGHOT_FREQ_MAX = 1 << V2_FREQ_BITS
+
+
+@rule("TIER-POL-012", "pghot v2 frequency bit-field increment (wraps at 8)",
+      "mm/pghot.c:pghot_record_access @ pghot v2 2025-09-10", variants=("pghot-v2",))
+def v2_next_frequency(freq: Any) -> Any:
+    """
+    ``if (frequency < PGHOT_FREQ_MAX) frequency++`` on ``u32 frequency:3`` with
+    PGHOT_FREQ_MAX = 8: 7 becomes 8, stored as 0.
+    """
+    return ite(ult(freq, V2_PGHOT_FREQ_MAX), (freq + 1) & mask(V2_FREQ_BITS), freq)
+
 
 def v1_heap_capacity(w: TierWork) -> int:
     """phi_heap_entries = (lower-tier pages * 50 / 100) * 25 / 100."""
@@ -258,8 +274,8 @@ def v1_heap_capacity(w: TierWork) -> int:
 
 
 @rule("TIER-OP-013", "pghot v1 record access (hash + heap)",
-      "mm/pghot.c:pghot_record_access, phi_heap_add_or_adjust @ pghot v1 2025-08-14",
-      variants=("pghot-v1",))
+      "mm/pghot.c:pghot_record_access, phi_heap_add_or_adjust @ pghot v1 2025-08-14, "
+      "v2 2025-09-10", variants=("pghot-v1", "pghot-v2"))
 def pghot_v1_record_access(w: TierWork, pfn: int, nid: int, src: int, now: int) -> int:
     """
     Top-tier pfns are ignored. A new record (zeroed: last_update 0, nid 0) starts with
@@ -272,14 +288,20 @@ def pghot_v1_record_access(w: TierWork, pfn: int, nid: int, src: int, now: int) 
     a record in its old node's heap when the node changes (so it can sit in two heaps, and
     extracting it from one frees it under the other); the model keeps the membership and
     removes the record from every heap when it is extracted. Records outside the heap are
-    never freed.
+    never freed. pghot_recorded_accesses counts the call before the source is checked.
+
+    v2 packs the record into u32 bit-fields (frequency:3, nid:10, last_update:19): the time is
+    ``now & (2**19 - 1)`` and the window test ``(cur - last_update) > window`` is unsigned
+    32-bit, so a wrap of the 19-bit clock restarts the window and accesses 2**19 jiffies apart
+    alias. The increment (TIER-POL-012) wraps the frequency to 0 on the eighth access in a
+    window, and the record leaves the heap, so the hottest pages drop out of the candidates.
     """
     cfg = w.config
     w.check_page(pfn)
     w.check_nid(nid)
+    w.count("pghot_recorded_accesses")
     if src not in cfg.sources():
         return -22
-    w.count("pghot_recorded_accesses")
     if cfg.toptier(w.node_of[pfn]):
         return 0
     rec = w.records.get(pfn)
@@ -288,11 +310,18 @@ def pghot_v1_record_access(w: TierWork, pfn: int, nid: int, src: int, now: int) 
         rec = KRecord(last_update=0, frequency=0, recency=0, hot_node=0, seq=w.seq)
         w.seq += 1
     window = msecs_to_jiffies(cfg.window_ms, cfg.hz)
-    new_window = bool(ugt(usub(now, rec.last_update, BITS_PER_LONG), window)) or \
-        (nid != NUMA_NO_NODE and rec.hot_node != nid)
-    freq = 1 if new_entry or new_window else rec.frequency + 1
+    v2 = cfg.variant == "pghot-v2"
+    cur = now & mask(V2_TIME_BITS) if v2 else now
+    elapsed = usub(cur, rec.last_update, 32 if v2 else BITS_PER_LONG)
+    new_window = bool(ugt(elapsed, window)) or (nid != NUMA_NO_NODE and rec.hot_node != nid)
+    if new_entry or new_window:
+        freq = 1
+    elif v2:
+        freq = v2_next_frequency(rec.frequency)
+    else:
+        freq = rec.frequency + 1
     hot = 0 if nid == NUMA_NO_NODE else nid
-    w.records[pfn] = KRecord(last_update=now, frequency=freq, recency=now, hot_node=hot,
+    w.records[pfn] = KRecord(last_update=cur, frequency=freq, recency=cur, hot_node=hot,
                              seq=rec.seq)
     if new_entry:
         w.count("pghot_records_hash")
@@ -308,15 +337,16 @@ def pghot_v1_record_access(w: TierWork, pfn: int, nid: int, src: int, now: int) 
 
 
 @rule("TIER-OP-014", "pghot v1 kpromoted pass (heap extraction)",
-      "mm/pghot.c:kpromoted_migrate, phi_heap_extract @ pghot v1 2025-08-14",
-      variants=("pghot-v1",))
+      "mm/pghot.c:kpromoted_migrate, phi_heap_extract @ pghot v1 2025-08-14, v2 2025-09-10",
+      variants=("pghot-v1", "pghot-v2"))
 def pghot_v1_kpromoted_migrate(w: TierWork, nid: int, now: int) -> list[int]:
     """
     kpromoted%d runs per top-tier node with CPUs every 20 ms. Up to 1024 times it takes the
     heap's top record (highest frequency; the order among equal frequencies is the heap's,
     which the model fixes as lowest pfn first) while its frequency is >= 2, removes it from
     heap and hash and frees it; if the folio is not on ``nid`` and the record is not older
-    than 2 * window it is isolated (TIER-POL-024) and the batch is migrated to ``nid``.
+    than 2 * window it is isolated (TIER-POL-024) and the batch is migrated to ``nid``. v2
+    (patch 3/8) dropped the staleness test.
     """
     cfg = w.config
     if not (cfg.toptier(nid) and cfg.nodes[nid].has_cpu):
@@ -337,7 +367,8 @@ def pghot_v1_kpromoted_migrate(w: TierWork, nid: int, now: int) -> list[int]:
         if w.node_of[top] == rec.hot_node:
             w.count("kpromoted_right_node")
             continue
-        if ugt(usub(now, rec.last_update, BITS_PER_LONG), 2 * window):
+        if cfg.variant == "pghot-v1" and ugt(usub(now, rec.last_update, BITS_PER_LONG),
+                                             2 * window):
             w.count("kpromoted_cold_old")
             continue
         node = cfg.nodes[nid]

@@ -14,11 +14,12 @@ from typing import Any
 from spec.rules import register_variants
 
 #: TIER variants. ``kpromoted-v0`` is the RFC of 2025-03-06 exactly as posted; ``pghot-v1``
-#: the hash list + per-node max-heap of 2025-08-14; ``pghot-v3`` the per-PFN unsigned long of
+#: the hash list + per-node max-heap of 2025-08-14; ``pghot-v2`` the same with the record
+#: packed into a u32 (2025-09-10, patch 3/8); ``pghot-v3`` the per-PFN unsigned long of
 #: 2025-11-10; ``pghot-v6-default``/``-precise`` the u8/u32 records of 2026-03-23; ``numab2``
 #: upstream NUMA-balancing tiering mode (kernel/sched/fair.c @ v6.18); ``chmu`` a CXL hotness
 #: monitoring unit feeding promotion from its hot list.
-TIER_VARIANTS = ("kpromoted-v0", "pghot-v1", "pghot-v3", "pghot-v6-default",
+TIER_VARIANTS = ("kpromoted-v0", "pghot-v1", "pghot-v2", "pghot-v3", "pghot-v6-default",
                  "pghot-v6-precise", "numab2", "chmu")
 register_variants("TIER", TIER_VARIANTS)
 

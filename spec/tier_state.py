@@ -42,7 +42,7 @@ class NodeConfig:
 
 #: Default window per variant, ms: kpromoted v0/v1/v3 5 s (KPROMOTED_FREQ_WINDOW), v6
 #: default mode 3 s (PGHOT_FREQ_WINDOW_DEFAULT, the v6 doc), v6 precise mode 5 s.
-DEFAULT_WINDOW_MS = {"kpromoted-v0": 5000, "pghot-v1": 5000, "pghot-v3": 5000,
+DEFAULT_WINDOW_MS = {"kpromoted-v0": 5000, "pghot-v1": 5000, "pghot-v2": 5000, "pghot-v3": 5000,
                      "pghot-v6-default": 3000, "pghot-v6-precise": 5000, "numab2": 1000,
                      "chmu": 1000}
 
@@ -110,6 +110,11 @@ class TierConfig:
             raise TierError("page_shift must lie in 1..20")
 
     @property
+    def heap_tracker(self) -> bool:
+        """pghot v1/v2: hash lists and per-node heaps."""
+        return self.variant in ("pghot-v1", "pghot-v2")
+
+    @property
     def nr_pages(self) -> int:
         return len(self.placement)
 
@@ -123,7 +128,7 @@ class TierConfig:
         """Largest stored frequency: 2 bits (default), 3 bits (precise, v3), int otherwise."""
         if self.variant == "pghot-v6-default":
             return 3
-        if self.variant in ("pghot-v6-precise", "pghot-v3"):
+        if self.variant in ("pghot-v6-precise", "pghot-v3", "pghot-v2"):
             return 7
         return 1 << 30
 
@@ -146,7 +151,7 @@ class TierConfig:
             return (KPROMOTED_HW_HINTS, KPROMOTED_PGTABLE_SCAN)
         if self.variant in ("pghot-v1",):
             return (KPROMOTED_HW_HINTS, KPROMOTED_PGTABLE_SCAN)
-        if self.variant in ("pghot-v3",):
+        if self.variant in ("pghot-v2", "pghot-v3"):
             return (KPROMOTED_HW_HINTS, KPROMOTED_PGTABLE_SCAN, PGHOT_HINT_FAULT)
         if self.variant.startswith("pghot-v6"):
             return (KPROMOTED_HW_HINTS, PGHOT_HINT_FAULT)
@@ -223,7 +228,7 @@ class TierState:
 def initial_state(config: TierConfig) -> TierState:
     n = len(config.nodes)
     return TierState(config=config, node_of=tuple(config.placement),
-                     heaps=tuple(frozenset() for _ in range(n)) if config.variant == "pghot-v1"
+                     heaps=tuple(frozenset() for _ in range(n)) if config.heap_tracker
                      else (), pgdat=tuple(Pgdat() for _ in range(n)))
 
 

@@ -40,7 +40,7 @@ def record_access(s: TierState, pfn: int, nid: int, src: int, now: int
     result: Any
     if v == "kpromoted-v0":
         result = kpromoted.kpromoted_record_access(w, pfn, nid, src, now)
-    elif v == "pghot-v1":
+    elif s.config.heap_tracker:
         result = pghot.pghot_v1_record_access(w, pfn, nid, src, now)
     elif v == "numab2":
         got = numab.numab2_hint_fault(w, pfn, nid, now)
@@ -69,7 +69,7 @@ def promote_pass(s: TierState, nid: int, now: int) -> tuple[TierState, list[Prom
     out: list[Promotion]
     if v == "kpromoted-v0":
         out = [(p, nid, "ok") for p in kpromoted.kpromoted_migrate(w, nid, now)]
-    elif v == "pghot-v1":
+    elif s.config.heap_tracker:
         out = [(p, nid, "ok") for p in pghot.pghot_v1_kpromoted_migrate(w, nid, now)]
     elif v == "numab2":
         out = []
@@ -168,7 +168,8 @@ def records_only_lower_tier(s: TierState) -> list[str]:
 def records_well_formed(s: TierState) -> list[str]:
     """
     A v6 default record is a byte; a precise record a u32 with bits 27-30 clear and a valid
-    nid; a v3 record has bits 32-62 clear; a kpromoted/v1 record has frequency >= 1. (A
+    nid; a v3 record has bits 32-62 clear; a kpromoted/v1 record has frequency >= 1; a v2
+    record fits its u32 bit-fields (frequency:3, nid:10, last_update:19). (A
     ready record need not hold a frequency at the threshold: the ready bit is sticky, and a
     later access that restarts the window sets the frequency back to 1 under it.)
     """
@@ -177,7 +178,11 @@ def records_well_formed(s: TierState) -> list[str]:
     lay = pghot.LAYOUTS.get(cfg.variant)
     for p, r in s.records:
         if isinstance(r, KRecord):
-            if r.frequency < 1:
+            if cfg.variant == "pghot-v2":
+                if not (0 <= r.frequency <= 7 and 0 <= r.last_update < (1 << 19)
+                        and 0 <= r.hot_node < 1024):
+                    out.append(f"page {p}: {r} does not fit frequency:3 nid:10 last_update:19")
+            elif r.frequency < 1:
                 out.append(f"page {p}: frequency {r.frequency}")
             continue
         assert lay is not None
@@ -205,7 +210,7 @@ def bounded_structures(s: TierState) -> list[str]:
     """
     cfg = s.config
     out = []
-    if cfg.variant == "pghot-v1":
+    if cfg.heap_tracker:
         lower = sum(n.capacity for n in cfg.nodes if not n.toptier)
         cap = lower * cfg.hash_pct // 100 * cfg.heap_pct // 100
         recs = dict(s.records)
@@ -263,7 +268,7 @@ def promotion_test(before: TierState, pfn: int, target: int, reason: str, now: i
         if verdict != kpromoted.PROMOTE or rec.hot_node != target:
             return f"record {rec} fails the promotion test (verdict {verdict})"
         return ""
-    if v == "pghot-v1":
+    if cfg.heap_tracker:
         if rec is None or rec.frequency < 2 or pfn not in before.heaps[target]:
             return f"record {rec} was not a heap candidate of node {target}"
         return ""

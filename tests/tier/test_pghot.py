@@ -151,3 +151,21 @@ def test_v1_hash_then_heap_TIER_OP_013_TIER_OP_014() -> None:
     assert 3 in s.heaps[0] and 3 in s.heaps[1]                 # in two heaps, as posted
     s, out = T.promote_pass(s, 0, 50)
     assert out == [(3, 0, "ok")] and not any(3 in h for h in s.heaps)
+
+
+def test_v2_frequency_wraps_on_the_eighth_access_TIER_POL_012_TIER_OP_013() -> None:
+    from spec.pghot import v2_next_frequency
+    assert [v2_next_frequency(f) for f in range(8)] == [1, 2, 3, 4, 5, 6, 7, 0]
+    s = T.initial_state(helpers.config("pghot-v2"))
+    for t in range(8):                       # 1 (new) then 2..7, then 8 -> 0 in 3 bits
+        s, _ = T.record_access(s, 3, 1, KPROMOTED_HW_HINTS, 10 + t)
+    assert s.record(3).frequency == 0 and 3 not in s.heaps[1]
+    s, _ = T.record_access(s, 3, 1, KPROMOTED_HW_HINTS, 20)
+    assert s.record(3).frequency == 1
+
+
+def test_v2_time_is_19_bits_TIER_OP_013() -> None:
+    s = T.initial_state(helpers.config("pghot-v2"))
+    s, _ = T.record_access(s, 3, 1, KPROMOTED_HW_HINTS, 100)
+    s, _ = T.record_access(s, 3, 1, KPROMOTED_HW_HINTS, 100 + (1 << 19))   # aliases to 100
+    assert s.record(3).frequency == 2 and s.record(3).last_update == 100
