@@ -7,6 +7,8 @@ caught within 60 seconds with a shrunk, runnable counterexample.
 
 from __future__ import annotations
 
+from typing import Any
+
 from reference import Zone
 from reference.page_alloc import FPI_TO_TAIL, NOT_HEAD, PAGE_BUDDY
 from spec.constants import (
@@ -145,3 +147,69 @@ MUTANTS: dict[str, type[Zone]] = {
     "refill-at-head": RefillAtHead,
     "movable-falls-back-to-unmovable-first": MovableFallsBackToUnmovableFirst,
 }
+
+
+# --- the slow path, reclaim and compaction (``mmspec fuzz slowpath --impl mutant:NAME``) -------
+
+def _slowpath_mutants() -> dict[str, type]:
+    from reference.vmscan import Memory
+
+    class NoReclaimRetryBound(Memory):
+        """Breaks ALLOC-POL-055: should_reclaim_retry keeps retrying past
+        MAX_RECLAIM_RETRIES no-progress loops while the watermark check would pass."""
+
+        def _should_reclaim_retry(self, order: int, alloc_flags: int, progress: bool,
+                                  loops: int, mt: int) -> tuple[bool, int]:
+            ret, loops = super()._should_reclaim_retry(order, alloc_flags, progress, 0, mt)
+            return ret, loops
+
+    class DefragRetryUnchecked(Memory):
+        """Breaks ALLOC-OP-057 / ALLOC-PROP-050: the first posting's ``alloc_flags &=
+        ALLOC_NOFRAGMENT`` retry, taken whenever defrag_mode is on, in every variant."""
+
+        def __init__(self, cfg: Any, swap: bool = True) -> None:
+            super().__init__(cfg, swap)
+            self.features.discard("atomic_fix")
+            self.features.add("defrag_retry_unchecked")
+
+    class ReclaimNewestFirst(Memory):
+        """Breaks ALLOC-OP-050: reclaim takes the youngest pages first (an MRU, not LRU)."""
+
+        def shrink_node(self, nr_to_reclaim: int, kswapd: bool) -> int:
+            saved = self.pages
+            self.pages = {pfn: (o, k, -age) for pfn, (o, k, age) in saved.items()}
+            try:
+                return super().shrink_node(nr_to_reclaim, kswapd)
+            finally:
+                self.pages = {pfn: saved[pfn] for pfn in self.pages}
+
+    class NoCapture(Memory):
+        """Breaks ALLOC-OP-053: direct compaction never captures the block it freed."""
+
+        compaction_capture = False
+
+    class KswapdBalancesInBasePages(Memory):
+        """Breaks ALLOC-POL-051: kswapd's defrag_mode goal ignores NR_FREE_PAGES_BLOCKS
+        (balances to the high watermark in base pages even for pageblock orders)."""
+
+        def __init__(self, cfg: Any, swap: bool = True) -> None:
+            super().__init__(cfg, swap)
+            self.features.discard("pageblock_watermarks")
+
+    class AtomicFailsUnderDefrag(Memory):
+        """Breaks ALLOC-PROP-051 in v6.18+atomic-fix: GFP_ATOMIC keeps ALLOC_NOFRAGMENT and
+        fails at the no-direct-reclaim exit (the bug the 2026 fix removed)."""
+
+        def __init__(self, cfg: Any, swap: bool = True) -> None:
+            super().__init__(cfg, swap)
+            self.features.discard("atomic_fix")
+
+    return {"no-reclaim-retry-bound": NoReclaimRetryBound,
+            "defrag-retry-unchecked": DefragRetryUnchecked,
+            "reclaim-newest-first": ReclaimNewestFirst,
+            "no-capture": NoCapture,
+            "kswapd-balances-in-base-pages": KswapdBalancesInBasePages,
+            "atomic-fails-under-defrag": AtomicFailsUnderDefrag}
+
+
+SLOWPATH_MUTANTS: dict[str, Any] = _slowpath_mutants()

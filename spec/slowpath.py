@@ -162,8 +162,13 @@ def should_reclaim_retry(mw: MemWork, f: Frame, alloc_flags: int) -> tuple[bool,
         available = zone_reclaimable_pages(mw) + w.nr_free_pages
         ret = zone_watermark_ok(w, f.order, w.wmark_pages(WMARK_MIN), alloc_flags, available)
     if not ret:
-        ret = unreserve_highatomic_pageblock(mw.w, gfp_migratetype(f.gfp), True)
+        ret = unreserve_highatomic_pageblock(mw.w, _ac_migratetype(mw, f.gfp), True)
     return ret, loops
+
+
+def _ac_migratetype(mw: MemWork, gfp: int) -> int:
+    """``ac->migratetype``: UNMOVABLE for everything when mobility grouping is off."""
+    return gfp_migratetype(gfp, mw.w.config.page_group_by_mobility_disabled)
 
 
 @rule("ALLOC-POL-056", "should_compact_retry",
@@ -213,7 +218,7 @@ def alloc_pages_direct_reclaim(mw: MemWork, f: Frame, alloc_flags: int
     progress = shrink_node(mw, SWAP_CLUSTER_MAX, kswapd=False) > 0
     page = _gpff(mw, f, alloc_flags)
     if page is None:
-        unreserve_highatomic_pageblock(mw.w, gfp_migratetype(f.gfp), False)
+        unreserve_highatomic_pageblock(mw.w, _ac_migratetype(mw, f.gfp), False)
         drain_all_pages(mw.w)
         page = _gpff(mw, f, alloc_flags)
     return page, progress
@@ -224,7 +229,7 @@ def _direct_compact(mw: MemWork, f: Frame, alloc_flags: int, prio: int
     """``__alloc_pages_direct_compact``: compact, take the captured block or try again."""
     if not f.order:
         return None, COMPACT_SKIPPED
-    mt = gfp_migratetype(f.gfp)
+    mt = _ac_migratetype(mw, f.gfp)
     result, captured = try_to_compact_pages(mw, f.order, mt, alloc_flags, prio)
     if result in (COMPACT_SKIPPED,):
         return None, result

@@ -27,7 +27,7 @@ from spec.constants import (
     PAGE_ALLOC_COSTLY_ORDER,
     PAGE_SHIFT,
 )
-from spec.rules import DEFAULT_VARIANT, VARIANTS, alloc_has
+from spec.rules import DEFAULT_VARIANT, VARIANTS, alloc_base_variant, alloc_has
 
 
 class SpecError(Exception):
@@ -351,4 +351,4 @@ class _WorkPcp:
 
 
 __all__ = ["ZoneConfig", "Zone", "Work", "PerCpuPages", "Allocation", "SpecError", "KNOBS",
-           "NR_WMARK", "MIGRATE_TYPES"]
+           "NR_WMARK", "MIGRATE_TYPES", "alloc_has", "alloc_base_variant"]

@@ -49,3 +49,66 @@ def cmd_explore_slowpath(args: argparse.Namespace, cli: Any) -> int:
                 print(f"  {i:3} {line}")
     cli.emit(args, obj, text)
     return cli.EXIT_VIOLATION if res.violations else cli.EXIT_OK
+
+
+def register_simulate(sub: Any, cli: Any) -> None:
+    p = sub.add_parser("thp", help="THP decay over repeated kernel builds with a THP faulter, "
+                       "per ALLOC variant (the reliable-huge-page study)")
+    p.add_argument("--variant", action="append", dest="variants", metavar="V",
+                   help="a variant to run (repeatable; default: all seven)")
+    p.add_argument("--runs", type=int, default=15)
+    p.add_argument("--seed", type=int, default=1)
+    p.add_argument("--plot", metavar="FILE.png")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=lambda args: cmd_simulate_thp(args, cli))
+
+
+def cmd_simulate_thp(args: argparse.Namespace, cli: Any) -> int:
+    from benchmarks.thp_study import VMSTAT, plot, shape, study
+    from spec.rules import VARIANTS
+
+    variants = tuple(args.variants or VARIANTS)
+    unknown = [v for v in variants if v not in VARIANTS]
+    if unknown:
+        raise cli.UsageError(f"mmspec simulate thp: unknown variant {unknown[0]!r} "
+                             f"(known: {', '.join(VARIANTS)})")
+    if not 1 <= args.runs <= 100:
+        raise cli.UsageError("mmspec simulate thp: --runs must be 1..100")
+    if args.plot and not args.plot.endswith(".png"):
+        raise cli.UsageError("mmspec simulate thp: --plot needs a .png file name")
+    with cli.progress(args.runs * len(variants), "runs") as tick:
+        result = study(variants, args.runs, args.seed, tick=tick)
+    result["shape"] = shape(result)
+    if args.plot:
+        plot(result, args.plot)
+
+    def text() -> None:
+        cols = ("thp_fault_alloc", "thp_fault_fallback", "claim", "steal", "pollute",
+                "compact_stall", "allocstall")
+        for v, data in result["variants"].items():
+            print(f"\n{v}")
+            print("  run " + " ".join(f"{c:>18}" for c in cols))
+            for i, r in enumerate(data["runs"], 1):
+                print(f"  {i:3} " + " ".join(f"{r[c]:>18}" for c in cols))
+            means = {k: sum(r[k] for r in data["runs"]) / len(data["runs"]) for k in VMSTAT}
+            print("  mean " + ", ".join(f"{k} {means[k]:.1f}" for k in VMSTAT))
+        for name, c in result["shape"].items():
+            print(f"{'ok  ' if c['ok'] else 'FAIL'} {name}: "
+                  + ", ".join(f"{k}={v}" for k, v in c.items() if k != "ok"))
+        if args.plot:
+            print(f"plot written to {args.plot}")
+    cli.emit(args, result, text)
+    return cli.EXIT_OK
+
+
+def _machine(impl: str) -> Any:
+    from checker.slowpath_lockstep import machine_for_impl
+    return machine_for_impl(impl)
+
+
+def _register_fuzz() -> None:
+    from checker import fuzz
+    fuzz.register_area("slowpath", _machine)
+
+
+_register_fuzz()
