@@ -111,9 +111,10 @@ def may_interrupt(top_level: int | None, irqs_enabled: bool, level: int,
 def gfpflags_allow_spinning(gfp: int, flipped: bool = False) -> bool:
     """
     A request may spin on locks iff its gfp mask has either reclaim bit
-    (``__GFP_DIRECT_RECLAIM | __GFP_KSWAPD_RECLAIM``). Every GFP_* composite has one, including
-    GFP_ATOMIC and GFP_NOWAIT; only the nolock API's internal mask has none. (``flipped`` is
-    the v9 series' inverted test, for the bug zoo.)
+    (``__GFP_DIRECT_RECLAIM | __GFP_KSWAPD_RECLAIM``). GFP_ATOMIC and GFP_NOWAIT have one (the
+    kswapd bit); the nolock API's internal mask has none, and neither has GFP_TRANSHUGE_LIGHT,
+    which clears __GFP_RECLAIM, so such a request may not spin either. (``flipped`` is the v9
+    series' inverted test, for the bug zoo.)
     """
     spin = bool(gfp & __GFP_RECLAIM)
     return not spin if flipped else spin

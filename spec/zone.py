@@ -37,12 +37,15 @@ class SpecError(Exception):
 #: Knobs a user can change at run time, by their /proc/sys/vm names.
 KNOBS = ("min_free_kbytes", "watermark_scale_factor", "watermark_boost_factor", "defrag_mode",
          "percpu_pagelist_high_fraction")
+INT_MAX = (1 << 31) - 1
+#: What the sysctls accept (kernel/sysctl.c, mm/page_alloc.c: proc_dointvec_minmax with these
+#: bounds; a bound the table leaves open is INT_MAX).
 KNOB_RANGES = {
-    "min_free_kbytes": (0, 1 << 30),
+    "min_free_kbytes": (0, INT_MAX),
     "watermark_scale_factor": (1, 3000),
-    "watermark_boost_factor": (0, 1 << 30),
+    "watermark_boost_factor": (0, INT_MAX),
     "defrag_mode": (0, 1),
-    "percpu_pagelist_high_fraction": (0, 1 << 30),
+    "percpu_pagelist_high_fraction": (0, INT_MAX),
 }
 
 
