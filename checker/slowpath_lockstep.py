@@ -22,7 +22,15 @@ from spec.invariants import check_invariants
 from spec.page_alloc import init_zone
 from spec.rules import VARIANTS, alloc_has
 from spec.slowpath import alloc_page
-from spec.vmscan import KINDS, Memory, MemWork, Page, balance_pgdat, free_page
+from spec.vmscan import (
+    KINDS,
+    Memory,
+    MemWork,
+    Page,
+    balance_pgdat,
+    free_page,
+    memory_consistent,
+)
 from spec.zone import SpecError, ZoneConfig
 
 #: (label, gfp, kind) of the requests the machine makes
@@ -188,7 +196,8 @@ class SlowpathLockstep(RuleBasedStateMachine):
         if dict(got.vmstat) != dict(self.m.vmstat):
             self._fail(f"vmstat differs: spec {dict(self.m.vmstat)}, "
                        f"implementation {dict(got.vmstat)}")
-        bad = check_invariants(self.m.zone)
+        bad = check_invariants(self.m.zone) + [("ALLOC-INV-050", v)
+                                                for v in memory_consistent(self.m)]
         if bad:
             self._fail(f"spec state violates {bad[:3]}")
 

@@ -129,6 +129,33 @@ class MemWork:
                       tuple(sorted((k, v) for k, v in self.stats.items() if v)))
 
 
+@rule("ALLOC-INV-050", "Contents sit in allocated blocks of their kind's migratetype",
+      "mm/page_alloc.c; mm/vmscan.c @ v6.18")
+def memory_consistent(m: Memory) -> list[str]:
+    """
+    Every block with content is an allocated block of the zone with the same order, and was
+    allocated with its kind's migratetype (ALLOC-POL-050; UNMOVABLE for every kind when
+    mobility grouping is off); every age is below the allocation clock; the daemons'
+    pending orders lie in -1..MAX_PAGE_ORDER. Returns the violations.
+    """
+    z = m.zone
+    cfg = z.config
+    allocated = {a.pfn: a for a in z.allocated}
+    out = []
+    for p in m.pages:
+        a = allocated.get(p.pfn)
+        want = 0 if cfg.page_group_by_mobility_disabled else KIND_MIGRATETYPE.get(p.kind, -1)
+        if a is None or a.order != p.order or a.migratetype != want:
+            out.append(f"{p.kind} page at pfn {p.pfn} order {p.order} is not an allocated "
+                       f"block of migratetype {want} ({a})")
+        if not 0 <= p.age < max(m.clock, 1) and m.clock:
+            out.append(f"page at pfn {p.pfn} is younger than the clock ({p.age} >= {m.clock})")
+    for name, order in (("kswapd", m.kswapd_order), ("kcompactd", m.kcompactd_order)):
+        if not -1 <= order <= cfg.max_page_order:
+            out.append(f"{name} pending order {order} out of range")
+    return out
+
+
 def free_block(w: Work, pfn: int, order: int, cpu: int = 0) -> None:
     """``__free_frozen_pages`` of an allocated block (ALLOC-OP-034 on the working copy)."""
     free_pages_work(w, pfn, order, cpu)
@@ -296,6 +323,6 @@ def balance_pgdat(mw: MemWork) -> None:
         mw.kcompactd_order = max(mw.kcompactd_order, alloc_order)
 
 
-__all__ = ["Memory", "MemWork", "Page", "KINDS", "KIND_ANON", "KIND_FILE", "KIND_SLAB",
-           "KIND_KERNEL", "KIND_MIGRATETYPE", "shrink_node", "balance_pgdat", "pgdat_balanced",
-           "wake_all_kswapds", "free_page", "free_block", "drain_all_pages"]
+__all__ = ["memory_consistent", "Memory", "MemWork", "Page", "KINDS", "KIND_ANON", "KIND_FILE",
+           "KIND_SLAB", "KIND_KERNEL", "KIND_MIGRATETYPE", "shrink_node", "balance_pgdat",
+           "pgdat_balanced", "wake_all_kswapds", "free_page", "free_block", "drain_all_pages"]

@@ -41,6 +41,7 @@ from spec.vmscan import (
     KIND_SLAB,
     Memory,
     MemWork,
+    Page,
     balance_pgdat,
     drain_all_pages,
     pgdat_balanced,
@@ -334,3 +335,29 @@ def test_spec_diff_names_the_atomic_fix_rule_ALLOC_OP_057() -> None:
     assert "ALLOC-OP-051" in series  # kswapd woken for pageblock_order
     with pytest.raises(KeyError):
         spec_diff("v6.18", "v9.9")
+
+
+def test_memory_consistent_holds_and_fires_ALLOC_INV_050() -> None:
+    from spec.vmscan import memory_consistent
+
+    mw = memory()
+    fill(mw, KIND_ANON, 3, C.GFP_HIGHUSER_MOVABLE)
+    fill(mw, KIND_SLAB, 2, C.GFP_KERNEL | C.__GFP_RECLAIMABLE)
+    m = mw.freeze()
+    assert memory_consistent(m) == []
+
+
+@pytest.mark.seeded_bug
+def test_memory_consistent_catches_wrong_kind_ALLOC_INV_050() -> None:
+    from spec.vmscan import memory_consistent
+
+    mw = memory()
+    (p,) = fill(mw, KIND_SLAB, 1, C.GFP_KERNEL | C.__GFP_RECLAIMABLE)
+    m = mw.freeze()
+    # the slab page claims to be anonymous memory: its block is RECLAIMABLE, not MOVABLE
+    broken = attrs.evolve(m, pages=(Page(p, 0, KIND_ANON, 0),))
+    assert any("migratetype 1" in v for v in memory_consistent(broken))
+    # a page that was never allocated
+    ghost = attrs.evolve(m, pages=(*m.pages, Page(31, 0, KIND_FILE, 0)))
+    assert any("pfn 31" in v for v in memory_consistent(ghost))
+    assert memory_consistent(attrs.evolve(m, kswapd_order=99))
