@@ -434,7 +434,8 @@ class _Run:
                 if (t0 // 1_000_000) % p.kmigrated_ms == 0:
                     for nid, nd in enumerate(m.nodes):
                         if not nd.toptier:
-                            self.promoted(mach.promote_pass(nid, now_j), t0)
+                            pf, tg, _ = mach.kmigrated_arrays(nid, now_j)
+                            self.promoted_arrays(pf, tg, t0)
             elif pol == "kpromoted":
                 idx = self.hw_samples(per_chunk, int(now_j))
                 self.samples += len(idx)

@@ -656,35 +656,47 @@ class TierMachine:
         return codes[:cut], cut
 
     def _kmigrated(self, nid: int, now: int) -> list[tuple[int, int, str]]:
+        pf, tg, code = self.kmigrated_arrays(nid, now)
+        why = ("", "ok", "nrl")
+        return [(a, b, why[c]) for a, b, c in zip(pf.tolist(), tg.tolist(), code.tolist(),
+                                                  strict=True)]
+
+    def kmigrated_arrays(self, nid: int, now: int
+                         ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """kmigrated%nid: the promoted (pfns, targets, codes 1 ok / 2 bypass), in order."""
         cfg = self.config
         assert self.fmt is not None
         _bits, fs, fw, ts, tw, rb, ns, nw, bshift = self.fmt
         if self.toptier[nid]:
             raise TierError(f"node {nid} is top tier: kmigrated runs on lower-tier nodes")
+        empty = np.zeros(0, dtype=np.int64)
         if nid not in self.activate:
-            return []
+            return empty, empty, empty
         self.activate.discard(nid)
         pps = cfg.pages_per_section
-        done: list[tuple[int, int, str]] = []
-        pending: list[tuple[int, str]] = []
+        done: list[tuple[np.ndarray, int, np.ndarray]] = []
+        pend_pf: list[np.ndarray] = []
+        pend_code: list[np.ndarray] = []
+        npend = 0
         cur = NUMA_NO_NODE
         tmask = (1 << tw) - 1
         batch = cfg.kmigrated_batch_nr
 
         def flush(target: int) -> None:
-            moved = 0
-            for pfn, why in reversed(pending):
-                if self.used[target] < self.capacity[target]:
-                    self._move(pfn, target)
-                    self.pgdat[target]["pgpromote_success"] += 1
-                    if why == "ok":
-                        self.pgdat[target]["slot_promoted"] += 1
-                    done.append((pfn, target, why))
-                    moved += 1
-                else:
-                    self._count("pgmigrate_fail")
-            self._count("pgpromote_success", moved)
-            pending.clear()
+            # list_add put the newest first: migrate in reverse order while the node has room.
+            nonlocal npend
+            if not pend_pf:
+                return
+            pf = np.concatenate(pend_pf)[::-1]
+            code = np.concatenate(pend_code)[::-1]
+            k = int(max(0, min(len(pf), self.capacity[target] - self.used[target])))
+            self._promote_many(pf[:k], target)
+            self.pgdat[target]["slot_promoted"] += int(np.count_nonzero(code[:k] == 1))
+            self._count("pgmigrate_fail", len(pf) - k)
+            done.append((pf[:k], target, code[:k]))
+            pend_pf.clear()
+            pend_code.clear()
+            npend = 0
 
         parts = []
         for section in sorted(self.hot_sections):
@@ -698,7 +710,7 @@ class TierMachine:
                                         & (self.node_of[lo:hi] == nid)) + lo)
         cands = np.concatenate(parts) if parts else np.zeros(0, dtype=np.int64)
         if not len(cands):
-            return done
+            return empty, empty, empty
         words = self.rec[cands].astype(np.uint64).astype(np.int64) if _bits < 64 else \
             self.rec[cands].view(np.int64)
         self.rec[cands] = 0
@@ -721,7 +733,7 @@ class TierMachine:
         while i < n:
             j = int(ends[np.searchsorted(ends, i, side="right")])
             t = int(targets[i])
-            room = batch + 1 - (len(pending) if cur == t else 0)
+            room = batch + 1 - (npend if cur == t else 0)
             codes, m = self._decide(t, lat[i:j], now, self.window_ms, 60000, room,
                                     self._balanced(t))
             acc = np.flatnonzero(codes)
@@ -729,14 +741,19 @@ class TierMachine:
                 if cur not in (NUMA_NO_NODE, t):
                     flush(cur)
                 cur = t
-                pending.extend((int(cands[i + k]), "ok" if codes[k] == 1 else "nrl")
-                               for k in acc.tolist())
-                if len(pending) > batch:
+                pend_pf.append(cands[i + acc])
+                pend_code.append(codes[acc].astype(np.int64))
+                npend += len(acc)
+                if npend > batch:
                     flush(cur)
             i += m
-        if pending:
+        if npend:
             flush(cur)
-        return done
+        if not done:
+            return empty, empty, empty
+        return (np.concatenate([d[0] for d in done]),
+                np.concatenate([np.full(len(d[0]), d[1], dtype=np.int64) for d in done]),
+                np.concatenate([d[2] for d in done]))
 
     def _chmu_pass(self, now: int) -> list[tuple[int, int, str]]:
         cfg = self.config
