@@ -310,12 +310,10 @@ class _Run:
             free = nd.capacity - int(mach.used[nid])
             if free >= 0.02 * nd.capacity:
                 continue
-            want = int(0.03 * nd.capacity) - free
-            on = np.flatnonzero(mach.node_of == nid)
-            if not len(on) or want <= 0:
+            want = min(int(0.03 * nd.capacity) - free, int(mach.used[nid]))
+            if want <= 0:
                 continue
-            want = min(want, len(on))
-            victims = self.oldest(on, want)
+            victims = self.oldest(nid, want)
             moved = mach.demote_batch(victims)
             vict = victims[:moved]
             self.demotions += moved
@@ -324,17 +322,22 @@ class _Run:
             self.mig_bytes += np.bincount(mach.node_of[vict], minlength=len(self.mig_bytes)) * PAGE
             self.mig_bytes[nid] += PAGE * moved
 
-    def oldest(self, on: np.ndarray, want: int) -> np.ndarray:
-        """The ``want`` least recently accessed of ``on`` (exact): a sample's quantile gives a
-        cutoff, and only the pages at or below it are partitioned."""
-        la = self.last_access[on]
-        if want < len(on) // 4:
-            sample = la[self.rng.integers(0, len(on), 1024)]
-            cutoff = np.quantile(sample, min(1.0, 2.0 * want / len(on)))
-            cand = np.flatnonzero(la <= cutoff)
-            if len(cand) >= want:
-                return on[cand[np.argpartition(la[cand], want - 1)[:want]]]
-        return on[np.argpartition(la, want - 1)[:want]]
+    def oldest(self, nid: int, want: int) -> np.ndarray:
+        """The ``want`` least recently accessed pages of node ``nid`` (exact): the quantile of
+        a sample of the node's pages gives a cutoff, and only pages at or below it are
+        partitioned; without a usable sample, all the node's pages are."""
+        la, node_of = self.last_access, self.mach.node_of
+        used = int(self.mach.used[nid])
+        if want < used // 4:
+            sample = self.rng.integers(0, len(la), 4096)
+            sample = sample[node_of[sample] == nid]
+            if len(sample) >= 64:
+                cutoff = np.quantile(la[sample], min(1.0, 2.0 * want / used))
+                cand = np.flatnonzero((la <= cutoff) & (node_of == nid))
+                if len(cand) >= want:
+                    return cand[np.argpartition(la[cand], want - 1)[:want]]
+        on = np.flatnonzero(node_of == nid)
+        return on[np.argpartition(la[on], want - 1)[:want]]
 
     # --- oracle --------------------------------------------------------------------------
 
