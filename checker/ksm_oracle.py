@@ -68,8 +68,19 @@ def _read(name: str) -> int:
 
 
 def _write(name: str, value: int) -> None:
-    with open(f"{SYSFS}/{name}", "w") as f:
-        f.write(str(value))
+    # max_page_sharing and merge_across_nodes refuse (EBUSY) while an exiting mm still
+    # holds KSM pages; unmerge again and retry for a bounded time.
+    for attempt in range(200):
+        try:
+            with open(f"{SYSFS}/{name}", "w") as f:
+                f.write(str(value))
+            return
+        except OSError as e:
+            if e.errno != 16 or attempt == 199:
+                raise
+            time.sleep(0.01)
+            with open(f"{SYSFS}/run", "w") as f:
+                f.write("2")
 
 
 def counters() -> dict[str, int]:
@@ -347,6 +358,12 @@ class LiveKsm:
                 os.waitpid(pid, 0)
         for s in self.socks.values():
             s.close()
+        # forked workers are reaped by their parents; wait until their mms are gone, or a
+        # following run=2 skips them (ksm_test_exit) and the knobs refuse to change (EBUSY)
+        end = time.monotonic() + 10
+        for pid in self.all_pids:
+            while os.path.exists(f"/proc/{pid}") and time.monotonic() < end:
+                time.sleep(0.001)
 
 
 def run(sc: Scenario, timeout: float = 60.0) -> dict[str, Any]:

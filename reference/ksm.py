@@ -17,6 +17,8 @@ kernel's order, with the spec's logic. Removing a stable node invalidates its it
 
 from __future__ import annotations
 
+import hashlib
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -79,6 +81,8 @@ class Ksm:
         self.node_mm: dict[int, dict[str, int]] = {}
         self.chains: dict[int, tuple[int, list[int]]] = {}
         self.stable: dict[int, tuple[int, int]] = {}   # content -> (is_chain, id)
+        self._orders: dict[int, bytes] = {}
+        self._rb = _RbTree(self._order)
         self.unstable: dict[int, tuple[str, int]] = {}
         self.sksm_ht: dict[int, int] = {}
         self.next_id = 0
@@ -95,6 +99,14 @@ class Ksm:
             k = self.keys[label] = len(self.labels)
             self.labels.append(label)
         return k
+
+    def _order(self, c: int) -> bytes:
+        """memcmp order of content ``c`` (checker.ksm_scenario.content_bytes)."""
+        o = self._orders.get(c)
+        if o is None:
+            o = self._orders[c] = bytes(32) if c == 0 else hashlib.sha256(
+                self.labels[c].encode()).digest()
+        return o
 
     def _grow(self, n: int) -> None:
         need = self.npages + n
@@ -334,6 +346,7 @@ class Ksm:
             self.chains[ch][1].remove(node)
             self.dups_n -= 1
         else:
+            self._rb.erase(self.node_content[node])
             del self.stable[self.node_content[node]]
         for d in (self.node_kpage, self.node_len, self.node_content, self.node_mm):
             del d[node]
@@ -387,6 +400,7 @@ class Ksm:
                 if not prune and self._cand(found):
                     break
         if found is None:
+            self._rb.erase(content)
             del self.stable[content]
             del self.chains[ch]
             self.chains_n -= 1
@@ -403,20 +417,36 @@ class Ksm:
         return found
 
     def _lookup(self, content: int, prune: bool) -> tuple[bool, int] | None:
+        """The rbtree descent of stable_tree_search / stable_tree_insert, resolving (and
+        so pruning, collapsing or erasing) every entry on the path (the spec's _lookup)."""
+        target = self._rb.order(content)
+        rb = self._rb.nodes
         while True:
-            e = self.stable.get(content)
-            if e is None:
+            cur = self._rb.root
+            restart = False
+            while cur is not None:
+                is_chain, ident = self.stable[cur]
+                if not is_chain:
+                    if self._stale(ident):
+                        self._remove_node(ident)
+                        restart = True
+                        break
+                    found: int | None = ident
+                else:
+                    found = self._chain_dup(ident, prune)
+                    if found is None:
+                        restart = True
+                        break
+                here = self._rb.order(cur)
+                if target < here:
+                    cur = rb[cur][0]
+                elif target > here:
+                    cur = rb[cur][1]
+                else:
+                    assert found is not None
+                    return found in self.node_chain, found
+            if not restart:
                 return None
-            is_chain, ident = e
-            if not is_chain:
-                if self._stale(ident):
-                    self._remove_node(ident)
-                    continue
-                return False, ident
-            d = self._chain_dup(ident, prune)
-            if d is None:
-                continue
-            return d in self.node_chain, d
 
     def _insert(self, kpage: int) -> int:
         content = int(self.pg_content[kpage])
@@ -429,6 +459,7 @@ class Ksm:
         self.pg_node[kpage] = node
         if found is None:
             self.stable[content] = (0, node)
+            self._rb.insert(content)
             return node
         in_chain, old = found
         if not in_chain:
@@ -535,6 +566,9 @@ class Ksm:
             return
         self.unstable = {}
         self._rest_of, self._seq_of, self._forked_of = {}, {}, {}
+        # stable nodes made in bulk enter the rbtree at their merge's place in scan order
+        self._rb_later: dict[str, list[int]] = {}
+        self._rb_at: dict[tuple[str, int], int] = {}
         # Phase 1, per mm, order-free work; the rest becomes ordered events.
         work: list[Any] = []
         for rank, name in enumerate(self.mm_list):
@@ -556,9 +590,12 @@ class Ksm:
         for _rank, mm, _seq, gone, skipset in work:
             seq = self._seq_of.pop(mm.name, np.empty(0, dtype=np.int64))
             forked = self._forked_of.pop(mm.name, set())
-            events = sorted([(int(a), 0) for a in gone] + [(int(a), 1) for a in seq])
+            events = sorted([(int(a), 0) for a in gone] + [(int(a), 1) for a in seq]
+                            + [(a, 2) for a in self._rb_later.pop(mm.name, [])])
             for a, kind in events:
-                if kind == 0:
+                if kind == 2:
+                    self._rb.insert(self._rb_at[(mm.name, a)])
+                elif kind == 0:
                     self._free(mm, np.array([a]))
                 elif a in skipset:
                     self._remove_item(mm, a)
@@ -657,6 +694,32 @@ class Ksm:
         self._forked_of[mm.name] = set(visit[forked].tolist())
         return visit[ordered], stable_gone, set(visit[skip & st].tolist())
 
+    def _bulk_safe(self, content: I64, rest_parts: list[Any], seq_parts: list[I64]) -> bool:
+        """Skipping a lookup's descent is exact only if no descent of this pass can meet a
+        chain or a stale node (their pruning, collapsing and erasing depend on the path):
+        no chain and no stale node now, and no content seen often enough in this pass to fill
+        a stable node and start a chain."""
+        if self.chains_n:
+            return False
+        if self.node_kpage:
+            kp = np.fromiter(self.node_kpage.values(), dtype=np.int64,
+                             count=len(self.node_kpage))
+            if (self.pg_map[kp] <= 0).any():
+                return False
+        seen = [content] + [self.pg_content[m.ptes[q]] for (_r, m, _v), q in
+                            zip(rest_parts, seq_parts, strict=True) if len(q)]
+        c, n = np.unique(np.concatenate(seen), return_counts=True)
+        have = np.zeros(len(c), dtype=np.int64)
+        if self.stable:   # no chains here, so every entry is a plain node
+            sc = np.fromiter(self.stable.keys(), dtype=np.int64, count=len(self.stable))
+            sl = np.fromiter((self.node_len[i] for _k, i in self.stable.values()),
+                             dtype=np.int64, count=len(self.stable))
+            pos = np.searchsorted(c, sc)
+            hit = pos < len(c)
+            hit[hit] = c[pos[hit]] == sc[hit]
+            have[pos[hit]] = sl[hit]
+        return bool(((have + n) < self.mps).all())
+
     def _bulk_groups(self, rest_parts: list[Any], seq_parts: list[I64]) -> None:
         """Fresh pages whose content nothing else touches this pass: a lone page goes to the
         unstable tree; n <= max_page_sharing identical pages merge as the kernel would pair
@@ -670,6 +733,10 @@ class Ksm:
         who = np.concatenate([np.full(len(v), i) for i, (_r, _m, v) in enumerate(rest_parts)])
         pid = np.concatenate([m.ptes[v] for _r, m, v in rest_parts])
         content = self.pg_content[pid]
+        if not self._bulk_safe(content, rest_parts, seq_parts):
+            for i, (_r, m, v) in enumerate(rest_parts):
+                self._seq_of[m.name] = np.sort(np.concatenate([v, seq_parts[i]]))
+            return
         busy = set(self.stable)
         for (_r, m, _v), seq in zip(rest_parts, seq_parts, strict=True):
             if len(seq):
@@ -745,6 +812,13 @@ class Ksm:
                 self.node_content[n_id] = c
                 self.node_mm[n_id] = {}
                 self.stable[c] = (0, n_id)
+            seen: set[int] = set()
+            for c, j in zip(gcontent.tolist(), order[starts[multi] + 1].tolist(), strict=True):
+                if c not in seen:      # the first dup of a content is its rbtree node
+                    seen.add(c)
+                    m, a = mms[who[j]], int(a_all[j])
+                    self._rb_later.setdefault(m.name, []).append(a)
+                    self._rb_at[(m.name, a)] = c
             for c, ndups in chained:
                 if ndups < 2:
                     continue
@@ -832,3 +906,156 @@ class Ksm:
         mm = self.mms[name]
         return [None if p == NONE else S.ZERO if p < 0 else self.labels[self.pg_content[p]]
                 for p in mm.ptes.tolist()]
+
+
+class _RbTree:
+    """lib/rbtree.c's red-black tree over content ids (shape only: it decides which entries
+    a stable-tree lookup passes). Node = [left, right, parent, red]."""
+
+    def __init__(self, order: Callable[[int], bytes]) -> None:
+        self.order = order
+        self.nodes: dict[int, list[Any]] = {}
+        self.root: int | None = None
+
+    def _child(self, old: int, new: int | None, parent: int | None) -> None:
+        if parent is None:
+            self.root = new
+        elif self.nodes[parent][0] == old:
+            self.nodes[parent][0] = new
+        else:
+            self.nodes[parent][1] = new
+
+    def _set(self, n: int | None, parent: int | None, red: bool) -> None:
+        if n is not None:
+            self.nodes[n][2], self.nodes[n][3] = parent, red
+
+    def _rotate(self, old: int, new: int, red: bool) -> None:
+        rb = self.nodes
+        parent = rb[old][2]
+        rb[new][2], rb[new][3] = parent, rb[old][3]
+        rb[old][2], rb[old][3] = new, red
+        self._child(old, new, parent)
+
+    def insert(self, key: int) -> None:
+        rb = self.nodes
+        target = self.order(key)
+        parent, cur, side = None, self.root, 0
+        while cur is not None:
+            parent = cur
+            side = 0 if target < self.order(cur) else 1
+            cur = rb[cur][side]
+        rb[key] = [None, None, parent, True]
+        if parent is None:
+            self.root = key
+        else:
+            rb[parent][side] = key
+        node = key
+        while True:
+            if parent is None:
+                self._set(node, None, False)
+                return
+            if not rb[parent][3]:
+                return
+            gparent = rb[parent][2]
+            a, b = (0, 1) if rb[gparent][1] != parent else (1, 0)
+            uncle = rb[gparent][b]
+            if uncle is not None and rb[uncle][3]:
+                self._set(uncle, gparent, False)
+                self._set(parent, gparent, False)
+                node = gparent
+                parent = rb[node][2]
+                self._set(node, parent, True)
+                continue
+            tmp = rb[parent][b]
+            if node == tmp:
+                tmp = rb[node][a]
+                rb[parent][b] = tmp
+                rb[node][a] = parent
+                self._set(tmp, parent, False)
+                self._set(parent, node, True)
+                parent = node
+                tmp = rb[node][b]
+            rb[gparent][a] = tmp
+            rb[parent][b] = gparent
+            self._set(tmp, gparent, False)
+            self._rotate(gparent, parent, True)
+            return
+
+    def erase(self, node: int) -> None:
+        rb = self.nodes
+        child, tmp = rb[node][1], rb[node][0]
+        rebalance: int | None = None
+        if tmp is None:
+            parent, red = rb[node][2], rb[node][3]
+            self._child(node, child, parent)
+            if child is not None:
+                self._set(child, parent, red)
+            elif not red:
+                rebalance = parent
+        elif child is None:
+            parent, red = rb[node][2], rb[node][3]
+            self._set(tmp, parent, red)
+            self._child(node, tmp, parent)
+        else:
+            successor, tmp = child, rb[child][0]
+            parent = successor
+            if tmp is not None:
+                while tmp is not None:
+                    parent, successor, tmp = successor, tmp, rb[tmp][0]
+                rb[parent][0] = rb[successor][1]
+                rb[successor][1] = child
+                rb[child][2] = successor
+            child2 = rb[successor][1] if parent == successor else rb[parent][0]
+            rb[successor][0] = rb[node][0]
+            rb[rb[node][0]][2] = successor
+            npar, nred = rb[node][2], rb[node][3]
+            self._child(node, successor, npar)
+            if child2 is not None:
+                self._set(child2, parent, False)
+            elif not rb[successor][3]:
+                rebalance = parent
+            rb[successor][2], rb[successor][3] = npar, nred
+        del rb[node]
+        if rebalance is not None:
+            self._erase_color(rebalance)
+
+    def _erase_color(self, parent: int) -> None:
+        rb = self.nodes
+        node: int | None = None
+        while True:
+            a, b = (0, 1) if rb[parent][1] != node else (1, 0)
+            sibling = rb[parent][b]
+            if rb[sibling][3]:
+                tmp1 = rb[sibling][a]
+                rb[parent][b] = tmp1
+                rb[sibling][a] = parent
+                self._set(tmp1, parent, False)
+                self._rotate(parent, sibling, True)
+                sibling = tmp1
+            tmp1 = rb[sibling][b]
+            if tmp1 is None or not rb[tmp1][3]:
+                tmp2 = rb[sibling][a]
+                if tmp2 is None or not rb[tmp2][3]:
+                    self._set(sibling, parent, True)
+                    if rb[parent][3]:
+                        rb[parent][3] = False
+                    else:
+                        node, nxt = parent, rb[parent][2]
+                        if nxt is not None:
+                            parent = nxt
+                            continue
+                    return
+                tmp1 = rb[tmp2][b]
+                rb[sibling][a] = tmp1
+                rb[tmp2][b] = sibling
+                rb[parent][b] = tmp2
+                self._set(tmp1, sibling, False)
+                tmp1, sibling = sibling, tmp2
+            tmp2 = rb[sibling][a]
+            rb[parent][b] = tmp2
+            rb[sibling][a] = parent
+            self._set(tmp1, sibling, False)
+            if tmp2 is not None:
+                rb[tmp2][2] = parent
+            self._rotate(parent, sibling, False)
+            return

@@ -17,12 +17,16 @@ scanned later becomes the KSM page, a stable node goes stale when its page is fr
 Operations are ``op(state, args) -> (state', result)`` on a :class:`KsmState`; the state is
 copied first, so a caller's state is never changed. The state is a tree of attrs classes.
 
-Known hole (written down, as kernel-tla does): the kernel keeps the stable tree as an rbtree
-ordered by ``memcmp`` and a lookup calls ``chain_prune`` on every node of its search path,
-which may collapse or reorder a chain of *another* content. The model applies those side
-effects only to the looked-up content; counters agree with the kernel whenever a content
-with a chain is not on another lookup's path while it has a single dup or tied dups (true
-for the corpus: see docs/ksm.md).
+The stable tree is an rbtree ordered by memcmp of the pages (the model orders labels by
+the bytes checker.ksm_scenario.content_bytes gives them) with lib/rbtree.c's balancing,
+because a lookup prunes, collapses or frees every chain on its search path: which chains
+a lookup passes depends on the tree's shape.
+
+Known holes (written down, as kernel-tla does): NUMA (merge_across_nodes=0 with more than
+one node: migrate_nodes, per-node trees) is not modelled; failure paths (folio trylock,
+raised refcounts from pins, THP split) are assumed not to happen; the scan-time advisor is
+not modelled (scenarios run with advisor_mode none); stable_node_chains_prune_millisecs is
+fixed at 0 (prune on every lookup) because any other value makes results timing-dependent.
 """
 
 from __future__ import annotations
@@ -150,6 +154,9 @@ class KsmState:
     #: the stable tree: tree key (the content; "domain/content" per domain) -> ("node", id)
     #: or ("chain", id).
     stable: dict[str, tuple[str, int]] = attrs.Factory(dict)
+    #: the stable rbtree's shape: tree key -> [left, right, parent, red] (lib/rbtree.c).
+    rb: dict[str, list[Any]] = attrs.Factory(dict)
+    rb_root: str | None = None
     #: the unstable tree of the current pass: content -> rmap_item.
     unstable: dict[str, RmapItem] = attrs.Factory(dict)
     #: SKSM's hash table: content -> canonical page id (ZERO maps the zero page).
@@ -528,6 +535,7 @@ def _remove_node_from_stable_tree(s: KsmState, node: StableNode) -> None:
         s.chains[node.chain].dups.remove(node.id)
         s.stable_node_dups -= 1
     else:
+        _rb_erase(s, node.content)
         del s.stable[node.content]
     del s.nodes[node.id]
 
@@ -592,6 +600,7 @@ def _stable_node_dup(s: KsmState, chain: Chain, prune: bool) -> StableNode | Non
             if not prune and _candidate(found, mps):
                 break
     if found is None:
+        _rb_erase(s, chain.content)
         del s.stable[chain.content]
         del s.chains[chain.id]
         s.stable_node_chains -= 1
@@ -608,24 +617,225 @@ def _stable_node_dup(s: KsmState, chain: Chain, prune: bool) -> StableNode | Non
     return found
 
 
-def _lookup(s: KsmState, content: str, prune: bool) -> tuple[str, StableNode] | None:
-    """Resolve the stable-tree entry of ``content`` to (kind, node) or None; stale nodes and
-    dead chains met on the way are removed (the kernel then restarts the search)."""
+def _lookup(s: KsmState, key: str, prune: bool) -> tuple[str, StableNode] | None:
+    """Descend the stable rbtree towards ``key`` as stable_tree_search (prune) and
+    stable_tree_insert (no prune) do: every node on the path is resolved first (chain_prune
+    or chain: stale dups dropped, a lone dup collapses its chain, a dead chain or a stale node
+    is erased and the descent restarts from the root), then compared by memcmp order. Returns
+    the resolved (kind, node) of ``key``, or None."""
+    target = _memcmp_key(s, key)
     while True:
-        entry = s.stable.get(content)
-        if entry is None:
+        cur = s.rb_root
+        restart = False
+        while cur is not None:
+            kind, ident = s.stable[cur]
+            if kind == "node":
+                node = s.nodes[ident]
+                if _stale(s, node):
+                    _remove_node_from_stable_tree(s, node)
+                    restart = True
+                    break
+                found: StableNode | None = node
+            else:
+                found = _stable_node_dup(s, s.chains[ident], prune)
+                if found is None:
+                    restart = True
+                    break
+            here = _memcmp_key(s, cur)
+            if target < here:
+                cur = s.rb[cur][0]
+            elif target > here:
+                cur = s.rb[cur][1]
+            else:
+                assert found is not None
+                return ("node" if found.chain is None else "chain"), found
+        if not restart:
             return None
-        kind, ident = entry
-        if kind == "node":
-            node = s.nodes[ident]
-            if _stale(s, node):
-                _remove_node_from_stable_tree(s, node)
-                continue
-            return kind, node
-        dup = _stable_node_dup(s, s.chains[ident], prune)
-        if dup is None:
+
+
+# --- the stable tree's rbtree (lib/rbtree.c: rb_insert_color, rb_erase) ----------------------
+# Only the shape matters here: it decides which nodes a lookup passes, and a lookup prunes
+# and collapses the chains it passes. Node = [left, right, parent, red].
+
+def _memcmp_key(s: KsmState, key: str) -> tuple[str, bytes]:
+    """The order memcmp_pages gives the pages of a tree key: the label's bytes are a 32-byte
+    SHA-256 digest repeated (zeros for "0"), see checker.ksm_scenario.content_bytes."""
+    import hashlib
+    dom, content = key.split("/", 1) if s.per_domain and "/" in key else ("", key)
+    return dom, (bytes(32) if content == ZERO else hashlib.sha256(content.encode()).digest())
+
+
+def _rb_insert(s: KsmState, key: str) -> None:
+    """rb_link_node at the leaf where the descent for ``key`` ends, then rb_insert_color."""
+    target = _memcmp_key(s, key)
+    parent, cur, side = None, s.rb_root, 0
+    while cur is not None:
+        parent = cur
+        side = 0 if target < _memcmp_key(s, cur) else 1
+        cur = s.rb[cur][side]
+    s.rb[key] = [None, None, parent, True]
+    if parent is None:
+        s.rb_root = key
+    else:
+        s.rb[parent][side] = key
+    _rb_insert_color(s, key)
+
+
+def _rb_change_child(s: KsmState, old: str, new: str | None, parent: str | None) -> None:
+    if parent is None:
+        s.rb_root = new
+    elif s.rb[parent][0] == old:
+        s.rb[parent][0] = new
+    else:
+        s.rb[parent][1] = new
+
+
+def _rb_rotate_set_parents(s: KsmState, old: str, new: str, red: bool) -> None:
+    parent = s.rb[old][2]
+    s.rb[new][2], s.rb[new][3] = parent, s.rb[old][3]
+    s.rb[old][2], s.rb[old][3] = new, red
+    _rb_change_child(s, old, new, parent)
+
+
+def _set(s: KsmState, n: str | None, parent: str | None, red: bool) -> None:
+    if n is not None:
+        s.rb[n][2], s.rb[n][3] = parent, red
+
+
+def _rb_insert_color(s: KsmState, node: str) -> None:
+    rb = s.rb
+    parent = rb[node][2]
+    while True:
+        if parent is None:
+            _set(s, node, None, False)
+            return
+        if not rb[parent][3]:
+            return
+        gparent = rb[parent][2]
+        assert gparent is not None
+        left = rb[gparent][1] != parent       # parent is gparent's left child
+        a, b = (0, 1) if left else (1, 0)      # mirror for the right-hand case
+        uncle = rb[gparent][b]
+        if uncle is not None and rb[uncle][3]:
+            _set(s, uncle, gparent, False)
+            _set(s, parent, gparent, False)
+            node = gparent
+            parent = rb[node][2]
+            _set(s, node, parent, True)
             continue
-        return ("node" if dup.chain is None else "chain"), dup
+        tmp = rb[parent][b]
+        if node == tmp:
+            tmp = rb[node][a]
+            rb[parent][b] = tmp
+            rb[node][a] = parent
+            if tmp is not None:
+                _set(s, tmp, parent, False)
+            _set(s, parent, node, True)
+            parent = node
+            tmp = rb[node][b]
+        rb[gparent][a] = tmp
+        rb[parent][b] = gparent
+        if tmp is not None:
+            _set(s, tmp, gparent, False)
+        _rb_rotate_set_parents(s, gparent, parent, True)
+        return
+
+
+def _rb_erase(s: KsmState, node: str) -> None:
+    rb = s.rb
+    child, tmp = rb[node][1], rb[node][0]
+    rebalance: str | None
+    if tmp is None:
+        parent, red = rb[node][2], rb[node][3]
+        _rb_change_child(s, node, child, parent)
+        if child is not None:
+            _set(s, child, parent, red)
+            rebalance = None
+        else:
+            rebalance = parent if not red else None
+    elif child is None:
+        parent, red = rb[node][2], rb[node][3]
+        _set(s, tmp, parent, red)
+        _rb_change_child(s, node, tmp, parent)
+        rebalance = None
+    else:
+        successor = child
+        tmp = rb[child][0]
+        if tmp is None:
+            parent = successor
+            child2 = rb[successor][1]
+        else:
+            while tmp is not None:
+                parent = successor
+                successor = tmp
+                tmp = rb[tmp][0]
+            child2 = rb[successor][1]
+            rb[parent][0] = child2
+            rb[successor][1] = child
+            rb[child][2] = successor
+        tmp = rb[node][0]
+        rb[successor][0] = tmp
+        assert tmp is not None
+        rb[tmp][2] = successor
+        npar, nred = rb[node][2], rb[node][3]
+        _rb_change_child(s, node, successor, npar)
+        if child2 is not None:
+            _set(s, child2, parent, False)
+            rebalance = None
+        else:
+            rebalance = parent if not rb[successor][3] else None
+        rb[successor][2], rb[successor][3] = npar, nred
+    del rb[node]
+    if rebalance is not None:
+        _rb_erase_color(s, rebalance)
+
+
+def _rb_erase_color(s: KsmState, parent: str) -> None:
+    rb = s.rb
+    node: str | None = None
+    while True:
+        left = rb[parent][1] != node          # node is parent's left child
+        a, b = (0, 1) if left else (1, 0)
+        sibling = rb[parent][b]
+        assert sibling is not None
+        if rb[sibling][3]:
+            tmp1 = rb[sibling][a]
+            rb[parent][b] = tmp1
+            rb[sibling][a] = parent
+            _set(s, tmp1, parent, False)
+            _rb_rotate_set_parents(s, parent, sibling, True)
+            sibling = tmp1
+            assert sibling is not None
+        tmp1 = rb[sibling][b]
+        if tmp1 is None or not rb[tmp1][3]:
+            tmp2 = rb[sibling][a]
+            if tmp2 is None or not rb[tmp2][3]:
+                _set(s, sibling, parent, True)
+                if rb[parent][3]:
+                    rb[parent][3] = False
+                else:
+                    node = parent
+                    nxt = rb[node][2]
+                    if nxt is not None:
+                        parent = nxt
+                        continue
+                return
+            tmp1 = rb[tmp2][b]
+            rb[sibling][a] = tmp1
+            rb[tmp2][b] = sibling
+            rb[parent][b] = tmp2
+            if tmp1 is not None:
+                _set(s, tmp1, sibling, False)
+            tmp1 = sibling
+            sibling = tmp2
+        tmp2 = rb[sibling][a]
+        rb[parent][b] = tmp2
+        rb[sibling][a] = parent
+        _set(s, tmp1, sibling, False)
+        if tmp2 is not None:
+            rb[tmp2][2] = parent
+        _rb_rotate_set_parents(s, parent, sibling, False)
+        return
 
 
 @rule("KSM-OP-004", "the stable tree is searched after the checksum test; full dups miss",
@@ -658,6 +868,7 @@ def _stable_tree_insert(s: KsmState, kpage: Page, key: str) -> StableNode:
     kpage.stable_node = node.id
     if found is None:
         s.stable[key] = ("node", node.id)
+        _rb_insert(s, key)
         return node
     kind, old = found
     if kind == "node":

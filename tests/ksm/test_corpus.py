@@ -31,6 +31,12 @@ def test_spec_matches_recorded_kernel_KSM_OP_001_KSM_OP_018(path: Path) -> None:
     assert diff_records(want, got) == []
 
 
+@pytest.mark.parametrize("path", SCENARIOS, ids=[p.stem for p in SCENARIOS])
+def test_reference_matches_recorded_kernel(path: Path) -> None:
+    want = json.loads((DATA / "expected" / path.name).read_text())
+    assert diff_records(want, run(load(path), "reference")) == []
+
+
 LIVE_WHY = ksm_oracle.unavailable() if Path("/sys").exists() else "no sysfs"
 
 

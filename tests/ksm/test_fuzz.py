@@ -22,5 +22,5 @@ def test_every_mutant_names_its_rules() -> None:
 def test_mutant_is_caught_KSM_OP_002_KSM_OP_004_KSM_OP_007_KSM_OP_012_KSM_OP_013_KSM_INV_001(
         name: str) -> None:
     res = fuzz.run_fuzz(f"mutant:{name}", seconds=60, area="ksm", steps=25, seed=0,
-                        shrink_seconds=5)
+                        shrink_seconds=1)
     assert res.failure is not None, f"mutant {name} ({MUTANT_RULES[name]}) not caught"
