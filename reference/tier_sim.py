@@ -29,12 +29,16 @@ import numpy as np
 
 from reference.tier_workloads import Workload, make
 from reference.tiering import TierMachine
-from spec.tier_common import KPROMOTED_HW_HINTS, PGHOT_HINT_FAULT
+from spec.tier_common import KPROMOTED_HW_HINTS, KPROMOTED_PGTABLE_SCAN, PGHOT_HINT_FAULT
 from spec.tier_state import NodeConfig, TierConfig
 
 POLICIES = ("none", "numab2", "kpromoted", "pghot-default", "pghot-precise", "chmu")
+#: Also runnable, not in the default matrix: pghot v3 fed by page-table A-bit scans (no
+#: accessing node: promotions go to pghot_target_nid).
+EXTRA_POLICIES = ("pghot-v3-abit",)
 DEFAULT_WORKLOADS = ("uniform", "zipf", "gups", "hotset-shift", "stairs")
 VARIANT = {"none": "numab2", "numab2": "numab2", "kpromoted": "kpromoted-v0",
+           "pghot-v3-abit": "pghot-v3",
            "pghot-default": "pghot-v6-default", "pghot-precise": "pghot-v6-precise",
            "chmu": "chmu"}
 PAGE = 4096
@@ -96,6 +100,9 @@ class SimParams:
     #: one mm and each advances its scan offset, so large processes sweep quickly).
     scan_pages: int | None = None
     kmigrated_ms: int = 100
+    #: page-table A-bit scan period (the pghot-v3-abit policy): every accessed lower-tier page
+    #: is reported once per period, without an accessing node.
+    abit_period_ms: int = 1000
     kpromoted_ms: int = 1000
     chmu_epoch_ms: int = 100
     chmu_downsample: int = 4
@@ -170,6 +177,8 @@ def metadata_bytes(policy: str, slow_pages: int, peak_records: int, hotlist: int
         return slow_pages + 8 * sections
     if policy == "pghot-precise":
         return 4 * slow_pages + 8 * sections
+    if policy == "pghot-v3-abit":
+        return 8 * slow_pages + 8 * sections
     if policy == "chmu":
         return 8 * hotlist
     raise ValueError(policy)
@@ -217,6 +226,7 @@ class _Run:
         self.mach = TierMachine(cfg)
         self.prot_none = np.zeros(n, dtype=bool)
         self.last_access = np.zeros(n, dtype=np.int64)
+        self.abit = np.zeros(n, dtype=bool)
         #: node of the CPU that last touched each page (remote-promotion accounting).
         self.last_cpu = np.zeros(n, dtype=np.int64)
         self.promote_time = np.full(n, -10**12, dtype=np.int64)
@@ -257,6 +267,18 @@ class _Run:
             slow = idx[~self.top[self.mach.node_of[idx]]]
             self.prot_none[slow] = True
         self.pte_updates += int((~self.top[self.mach.node_of[idx]]).sum())
+
+    def abit_scan(self, now_j: int) -> None:
+        """A page-table walk: report every lower-tier page whose Accessed bit is set (no
+        node), then clear the bits. Every PTE of the footprint is visited."""
+        mach = self.mach
+        idx = np.flatnonzero(self.abit & ~self.top[mach.node_of])
+        self.abit[:] = False
+        self.pte_updates += self.wl.footprint
+        self.samples += len(idx)
+        if len(idx):
+            mach.record_batch(idx, np.full(len(idx), -1, dtype=np.int64),
+                              KPROMOTED_PGTABLE_SCAN, np.full(len(idx), now_j, dtype=np.int64))
 
     def faults_of(self, pages: np.ndarray) -> np.ndarray:
         hit = np.flatnonzero(self.prot_none[pages])
@@ -429,11 +451,17 @@ class _Run:
                 pf, tg, _ = mach.hint_fault_arrays(pages, cpus, times_j)
                 self.faults += int(mach.stats.get("numa_hint_faults", 0)) - before
                 self.promoted_arrays(pf, tg, t0)
-            elif pol in ("pghot-default", "pghot-precise"):
-                idx = self.faults_of(pages)
-                self.faults += len(idx)
-                if len(idx):
-                    mach.record_batch(pages[idx], cpus[idx], PGHOT_HINT_FAULT, times_j[idx])
+            elif pol in ("pghot-default", "pghot-precise", "pghot-v3-abit"):
+                if pol == "pghot-v3-abit":
+                    self.abit[pages] = True
+                    if (t0 // 1_000_000) % p.abit_period_ms == 0:
+                        self.abit_scan(now_j)
+                else:
+                    idx = self.faults_of(pages)
+                    self.faults += len(idx)
+                    if len(idx):
+                        mach.record_batch(pages[idx], cpus[idx], PGHOT_HINT_FAULT,
+                                          times_j[idx])
                 if (t0 // 1_000_000) % p.kmigrated_ms == 0:
                     for nid, nd in enumerate(m.nodes):
                         if not nd.toptier:
@@ -514,8 +542,9 @@ def simulate(policy: str, workload: str | Workload, params: SimParams | None = N
              tick: Callable[[], None] | None = None) -> SimResult:
     """One policy on one workload."""
     p = params or SimParams()
-    if policy not in POLICIES:
-        raise ValueError(f"unknown policy {policy!r} (known: {', '.join(POLICIES)})")
+    if policy not in POLICIES + EXTRA_POLICIES:
+        raise ValueError(f"unknown policy {policy!r} "
+                         f"(known: {', '.join(POLICIES + EXTRA_POLICIES)})")
     wl = make(workload, p.footprint, p.seed) if isinstance(workload, str) else workload
     if isinstance(workload, str) and workload.startswith("lackey:"):
         wl.name = workload.split("/")[-1]

@@ -22,7 +22,7 @@ def register_simulate(sub: Any, cli: Any) -> None:
     p = sub.add_parser("tiering", help="promotion policies x workloads on the tiering simulator")
     p.add_argument("--policy", action="append", metavar="P",
                    help="none, numab2, kpromoted, pghot-default, pghot-precise, chmu "
-                        "(repeatable; default all)")
+                        "(repeatable; default these six), pghot-v3-abit")
     p.add_argument("--workload", action="append", metavar="W",
                    help="uniform, zipf, gups, hotset-shift, stairs, graph500, lackey:FILE "
                         "(repeatable; default the first five)")
@@ -40,7 +40,7 @@ def register_simulate(sub: Any, cli: Any) -> None:
 
 
 def _check(args: argparse.Namespace, cli: Any) -> tuple[list[str], list[str]]:
-    from reference.tier_sim import DEFAULT_WORKLOADS, POLICIES
+    from reference.tier_sim import DEFAULT_WORKLOADS, EXTRA_POLICIES, POLICIES
     from reference.tier_workloads import WORKLOADS
 
     pols = args.policy or list(POLICIES)
@@ -49,9 +49,9 @@ def _check(args: argparse.Namespace, cli: Any) -> tuple[list[str], list[str]]:
         pols = args.policy or ["none", "numab2", "pghot-default", "pghot-precise"]
         wls = ["graph500"]
     for p in pols:
-        if p not in POLICIES:
+        if p not in POLICIES + EXTRA_POLICIES:
             raise cli.UsageError(f"mmspec simulate tiering: unknown policy {p!r} "
-                                 f"(known: {', '.join(POLICIES)})")
+                                 f"(known: {', '.join(POLICIES + EXTRA_POLICIES)})")
     for w in wls:
         if w not in WORKLOADS and not w.startswith("lackey:"):
             raise cli.UsageError(f"mmspec simulate tiering: unknown workload {w!r} "

@@ -71,3 +71,13 @@ def test_metadata_per_tib_matches_the_layouts() -> None:
     assert per_tib("pghot-precise") == 4 * (1 << 28) + 8 * 8192
     assert metadata_bytes("kpromoted", 1 << 20, 1000) == 56 * 1000
     assert per_tib("numab2") == 0
+
+
+def test_page_table_scan_source_feeds_pghot_v3() -> None:
+    # A-bit walks at t = 0, 1 and 2 s each visit every PTE of the 2**18-page footprint; the
+    # reported pages carry no node, so pghot promotes them to pghot_target_nid (node 0).
+    r = simulate("pghot-v3-abit", "gups", SimParams(duration_s=3))
+    assert r.pte_updates == 3 * (1 << 18)
+    assert r.samples > 0 and r.promotions > 0 and r.hint_faults == 0
+    # 8 B per 4 KiB page and 8 B per 128 MiB section: 2 MiB + 64 B per GiB
+    assert r.metadata_bytes_per_gib == 8 * (1 << 18) + 8 * 8
