@@ -225,7 +225,8 @@ class _Run:
             freq_threshold=p.freq_threshold if policy.startswith("pghot") else 2)
         self.mach = TierMachine(cfg)
         self.prot_none = np.zeros(n, dtype=bool)
-        self.last_access = np.zeros(n, dtype=np.int64)
+        #: chunk index of each page's last access (the LRU order kswapd demotes by).
+        self.last_access = np.zeros(n, dtype=np.int32)
         self.abit = np.zeros(n, dtype=bool)
         #: node of the CPU that last touched each page (remote-promotion accounting).
         self.last_cpu = np.zeros(n, dtype=np.int64)
@@ -438,7 +439,7 @@ class _Run:
             self.accesses += per_chunk
             bh += h
             ba += per_chunk
-            self.last_access[pages] = t0
+            self.last_access[pages] = c
             if len(cpu_nodes) > 1:
                 self.last_cpu[pages] = cpus
             else:
