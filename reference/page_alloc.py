@@ -42,7 +42,7 @@ import spec.zone as _z
 from reference._arrays import i32_array, u8_array
 from reference.watermark import highatomic_max, pcp_batch_high, zone_wmarks
 from spec.constants import FALLBACKS, alloc_flags_nofragment, gfp_migratetype, gfp_to_alloc_flags
-from spec.zone import Allocation, PerCpuPages, SpecError, ZoneConfig
+from spec.zone import Allocation, PerCpuPages, SpecError, ZoneConfig, alloc_base_variant
 from spec.zone import Zone as SpecZone
 
 if TYPE_CHECKING:
@@ -371,7 +371,7 @@ class Zone:
             if slow is None:
                 cfg = self._cfg
                 slow = self._slow_flags[(gfp, order)] = gfp_to_alloc_flags(
-                    gfp, order, cfg.defrag_mode, cfg.variant)
+                    gfp, order, cfg.defrag_mode, alloc_base_variant(cfg.variant))
             page = self._get_page_from_freelist(order, slow, cpu, mt)
         return page
 
