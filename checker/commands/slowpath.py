@@ -101,6 +101,28 @@ def cmd_simulate_thp(args: argparse.Namespace, cli: Any) -> int:
     return cli.EXIT_OK
 
 
+def verify_checks() -> list[tuple[str, Any]]:
+    """For ``mmspec verify``: a short exploration of the fixed variant and a lockstep fuzz."""
+
+    def explore() -> dict[str, Any]:
+        from checker.slowpath_explore import explore_slowpath
+        r = explore_slowpath("v6.18+atomic-fix", max_depth=8)
+        return {"ok": not r.violations,
+                "detail": f"{r.states} states to depth {r.depth}, {r.states_per_s:,.0f}/s",
+                "violations": [{"rule": v["property"], "message": " / ".join(v["trace"][-3:])}
+                               for v in r.violations]}
+
+    def lockstep() -> dict[str, Any]:
+        from checker.fuzz import run_fuzz
+        r = run_fuzz("reference", seconds=10, area="slowpath", steps=30, shrink_seconds=5)
+        return {"ok": r.failure is None, "detail": f"{r.examples} examples in {r.seconds:.0f} s",
+                "violations": [] if r.failure is None else
+                [{"rule": "ALLOC-OP-057", "message": r.failure, "program": r.program}]}
+
+    return [("explore slowpath (v6.18+atomic-fix, depth 8)", explore),
+            ("fuzz slowpath --impl reference (10 s)", lockstep)]
+
+
 def _machine(impl: str) -> Any:
     from checker.slowpath_lockstep import machine_for_impl
     return machine_for_impl(impl)
