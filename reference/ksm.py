@@ -585,6 +585,17 @@ class Ksm:
                 kind = self._rest_of.pop(mm.name)
                 seq_parts.append(seq[~kind])
                 rest_parts.append((rank, mm, seq[kind]))
+        # appends to or unlinks from a chain's dups in this pass could change which dup a
+        # passing prune walk picks: then every lookup runs in order
+        self._touch_chain = False
+        if self.node_chain:
+            for _rank, mm, seq, gone, _skip in work:
+                heads = np.concatenate([mm.head[seq][mm.flags[seq] == STABLE],
+                                        mm.head[gone], self.pg_node[mm.ptes[seq][
+                                            mm.ptes[seq] >= 0]]])
+                if any(int(h) in self.node_chain for h in heads.tolist()):
+                    self._touch_chain = True
+                    break
         self._bulk_groups(rest_parts, seq_parts)
         # Phase 3: the ordered events, in mm order then address order.
         for _rank, mm, _seq, gone, skipset in work:
@@ -617,6 +628,7 @@ class Ksm:
     _rest_of: dict[str, Any]
     _seq_of: dict[str, Any]
     _forked_of: dict[str, set[int]]
+    _touch_chain = False
 
     def _should_skip(self, mm: _Mm, a: int) -> bool:
         """should_skip_rmap_item for one visit (the spec's KSM-OP-009)."""
@@ -694,30 +706,60 @@ class Ksm:
         self._forked_of[mm.name] = set(visit[forked].tolist())
         return visit[ordered], stable_gone, set(visit[skip & st].tolist())
 
-    def _bulk_safe(self, content: I64, rest_parts: list[Any], seq_parts: list[I64]) -> bool:
-        """Skipping a lookup's descent is exact only if no descent of this pass can meet a
-        chain or a stale node (their pruning, collapsing and erasing depend on the path):
-        no chain and no stale node now, and no content seen often enough in this pass to fill
-        a stable node and start a chain."""
-        if self.chains_n:
+    def _bulk_safe(self, content: I64, rest_parts: list[Any], seq_parts: list[I64],
+                   busy: set[int]) -> bool:
+        """Skipping a lookup's descent is exact only if no descent of this pass can change
+        what it passes: no stale node, every chain quiet (two or more dups, all full), and
+        no content handled one by one seen often enough to fill a node and start a chain
+        (the chains the bulk path itself makes are quiet: newest, fullest-candidate dup
+        first, nothing else appends to them)."""
+        if self._touch_chain:
             return False
         if self.node_kpage:
             kp = np.fromiter(self.node_kpage.values(), dtype=np.int64,
                              count=len(self.node_kpage))
             if (self.pg_map[kp] <= 0).any():
                 return False
+        # a chain is quiet if passing it changes nothing: two or more dups, all full (no
+        # append can change a length), the one a prune walk picks already first
         seen = [content] + [self.pg_content[m.ptes[q]] for (_r, m, _v), q in
                             zip(rest_parts, seq_parts, strict=True) if len(q)]
         c, n = np.unique(np.concatenate(seen), return_counts=True)
+        # a chain is quiet if a prune walk over it changes nothing all pass long: two or
+        # more dups, the one it picks already first, and that one cannot fill up while
+        # another dup could take sharers (the walk would then move that one first)
+        chain_contents = []
+        for content_c, dups in self.chains.values():
+            if len(dups) < 2:
+                return False
+            pick: int | None = None
+            for d in dups:
+                if pick is None or (self._cand(d) and (
+                        not self._cand(pick) or self.node_len[d] > self.node_len[pick])):
+                    pick = d
+            if pick != dups[0] and pick is not None and self._cand(pick, 1):
+                return False
+            i = int(np.searchsorted(c, content_c))
+            met = int(n[i]) if i < len(c) and c[i] == content_c else 0
+            if any(self._cand(d) for d in dups[1:]) and \
+                    self.node_len[dups[0]] + met >= self.mps - 1:
+                return False
+            chain_contents.append(content_c)
+        keep = np.isin(c, np.fromiter(busy, dtype=np.int64, count=len(busy)))
+        c, n = c[keep], n[keep]
         have = np.zeros(len(c), dtype=np.int64)
-        if self.stable:   # no chains here, so every entry is a plain node
-            sc = np.fromiter(self.stable.keys(), dtype=np.int64, count=len(self.stable))
-            sl = np.fromiter((self.node_len[i] for _k, i in self.stable.values()),
-                             dtype=np.int64, count=len(self.stable))
+        plain = [(k, i) for k, (is_chain, i) in self.stable.items() if not is_chain]
+        if plain:
+            sc = np.fromiter((k for k, _i in plain), dtype=np.int64, count=len(plain))
+            sl = np.fromiter((self.node_len[i] for _k, i in plain), dtype=np.int64,
+                             count=len(plain))
             pos = np.searchsorted(c, sc)
             hit = pos < len(c)
             hit[hit] = c[pos[hit]] == sc[hit]
             have[pos[hit]] = sl[hit]
+        if chain_contents:   # checked above
+            have[np.isin(c, np.array(chain_contents, dtype=np.int64))] = 0
+            n = np.where(np.isin(c, np.array(chain_contents, dtype=np.int64)), 0, n)
         return bool(((have + n) < self.mps).all())
 
     def _bulk_groups(self, rest_parts: list[Any], seq_parts: list[I64]) -> None:
@@ -733,14 +775,14 @@ class Ksm:
         who = np.concatenate([np.full(len(v), i) for i, (_r, _m, v) in enumerate(rest_parts)])
         pid = np.concatenate([m.ptes[v] for _r, m, v in rest_parts])
         content = self.pg_content[pid]
-        if not self._bulk_safe(content, rest_parts, seq_parts):
-            for i, (_r, m, v) in enumerate(rest_parts):
-                self._seq_of[m.name] = np.sort(np.concatenate([v, seq_parts[i]]))
-            return
         busy = set(self.stable)
         for (_r, m, _v), seq in zip(rest_parts, seq_parts, strict=True):
             if len(seq):
                 busy.update(self.pg_content[m.ptes[seq]].tolist())
+        if not self._bulk_safe(content, rest_parts, seq_parts, busy):
+            for i, (_r, m, v) in enumerate(rest_parts):
+                self._seq_of[m.name] = np.sort(np.concatenate([v, seq_parts[i]]))
+            return
         order = np.argsort(content, kind="stable")   # keeps global scan order in a group
         c_sorted = content[order]
         starts = np.flatnonzero(np.r_[True, c_sorted[1:] != c_sorted[:-1]])
