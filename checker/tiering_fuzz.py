@@ -35,12 +35,17 @@ TIME_STEPS = (0, 0, 1, 7, 127, 128, 500, 1000, 1001, 2999, 3001, 4096, 5001, 163
 def tier_configs(draw: st.DrawFn) -> TierConfig:
     variant = draw(st.sampled_from(TIER_VARIANTS))
     top = draw(st.integers(3, 8))
-    nodes = (NodeConfig(top, True, True, draw(st.integers(0, 1))),
-             NodeConfig(top, True, True, 0),
-             NodeConfig(40, False, False))
     placement = [2] * NR_PAGES
     for i in draw(st.lists(st.integers(0, NR_PAGES - 1), max_size=3, unique=True)):
         placement[i] = i % 2
+    # Lower tier: a roomy CXL node, or one exactly as big as its initial pages (demotion then
+    # fills it: next_demotion_node must skip it), optionally with a second lower-tier node
+    # (without CPUs: no access comes from it) where demotion goes next.
+    lower = [NodeConfig(placement.count(2) if draw(st.booleans()) else 40, False, False)]
+    if draw(st.booleans()):
+        lower.append(NodeConfig(draw(st.sampled_from((2, 40))), False, False))
+    nodes = (NodeConfig(top, True, True, draw(st.integers(0, 1))),
+             NodeConfig(top, True, True, 0), *lower)
     fmax = {"pghot-v6-default": 3, "pghot-v6-precise": 7, "pghot-v3": 7}.get(variant, 2)
     return TierConfig(
         variant=variant, nodes=nodes, placement=tuple(placement), page_shift=20,
@@ -157,9 +162,10 @@ class TierLockstep(RuleBasedStateMachine):
                    lambda: self.impl.numa_scan(pfns, now))
 
     @precondition(lambda self: self.state is not None)
-    @rule(nid=st.integers(0, 2))
-    def promote_pass(self, nid: int) -> None:
-        now = self.now
+    @rule(k=st.integers(0, 3))
+    def promote_pass(self, k: int) -> None:
+        assert self.state is not None
+        nid, now = k % len(self.state.config.nodes), self.now
         self._step(f"promote_pass({nid}, {now})", lambda s: T.promote_pass(s, nid, now),
                    lambda: self.impl.promote_pass(nid, now))
 
