@@ -107,5 +107,18 @@ def verify_checks() -> list[tuple[str, Any]]:
                 "violations": [] if res.failure is None else [
                     {"rule": "lockstep", "message": res.failure, "program": res.program}]}
 
+    def lockstep_graph() -> dict[str, Any]:
+        from checker.nolock_explore import graph_configs
+        from checker.nolock_explore import lockstep_graph as walk
+
+        t = time.monotonic()
+        diffs = [(cfg.variant, walk(cfg)) for cfg in graph_configs()]
+        return {"ok": all(d is None for _, d in diffs),
+                "detail": f"every edge of {len(diffs)} small state graphs in "
+                          f"{time.monotonic() - t:.1f} s",
+                "violations": [{"rule": "lockstep", "message": f"{v}: {d}"}
+                               for v, d in diffs if d is not None]}
+
     return [("nolock exploration (v6.18, PREEMPT_RT, SMP=n)", explore_default),
-            ("nolock lockstep fuzz (reference against spec)", lockstep)]
+            ("nolock lockstep fuzz (reference against spec)", lockstep),
+            ("nolock lockstep on every edge of small state graphs", lockstep_graph)]
