@@ -70,3 +70,25 @@ def test_oracle_restores_knobs_on_error() -> None:
         assert ksm_oracle._read("max_page_sharing") == 5
         raise RuntimeError("boom")
     assert {k: ksm_oracle._read(k) for k in (*ksm_oracle.TOUCHED, "run")} == before
+
+
+@pytest.mark.kernel
+@pytest.mark.skipif(bool(LIVE_WHY), reason=LIVE_WHY or "live KSM available")
+def test_oracle_restores_knobs_when_terminated() -> None:
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    before = {k: ksm_oracle._read(k) for k in (*ksm_oracle.TOUCHED, "run")}
+    p = subprocess.Popen([sys.executable, "-m", "checker.cli", "ksm", "oracle",
+                          str(DATA / "scenarios" / "chain_600_second_chain.json")],
+                         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 20
+    while ksm_oracle._read("pages_to_scan") == before["pages_to_scan"] and \
+            time.monotonic() < deadline and p.poll() is None:
+        time.sleep(0.01)
+    p.send_signal(signal.SIGTERM)
+    p.wait(timeout=60)
+    assert {k: ksm_oracle._read(k) for k in (*ksm_oracle.TOUCHED, "run")} == before
+    assert ksm_oracle._read("pages_shared") == 0
