@@ -385,12 +385,15 @@ def _watchdog(seconds: float) -> Iterator[None]:
 
 def catch(rule_id: str, fuzz_seconds: float = 20.0) -> dict[str, Any]:
     """Run the checker with the rule's twin installed; say what caught it, and how fast."""
+    return catch_twin(TWINS[rule_id], fuzz_seconds)
 
-    twin = TWINS[rule_id]
+
+def catch_twin(twin: Twin, fuzz_seconds: float = 20.0) -> dict[str, Any]:
+    """``catch`` for a twin of any area's registry: its own ``check``, else the ALLOC one."""
     t = time.monotonic()
     try:
         with installed(twin), _watchdog(3 * fuzz_seconds + 120):
-            by = _run_checks(fuzz_seconds)
+            by = (twin.check or _run_checks)(fuzz_seconds)
     except Hang as e:  # not a catch: the checker itself never answered
         return {"caught": False, "by": f"hang: {e}", "seconds": time.monotonic() - t}
     return {"caught": by is not None, "by": by or "", "seconds": time.monotonic() - t}
