@@ -104,6 +104,37 @@ def ksm_knobs(knobs: dict[str, int]) -> Iterator[dict[str, int]]:
     why = unavailable()
     if why:
         raise OracleError(why)
+    with _exclusive():
+        yield from _ksm_knobs_locked(knobs)
+
+
+LOCK_PATH = "/run/lock/mmspec-ksm-oracle.lock"
+LOCK_WAIT_S = 300.0
+
+
+@contextlib.contextmanager
+def _exclusive() -> Iterator[None]:
+    """One oracle at a time on this machine: two runs interleaved would each save the
+    other's settings as the originals (and their counters are global anyway)."""
+    import fcntl
+    path = LOCK_PATH if os.path.isdir(os.path.dirname(LOCK_PATH)) else "/tmp/mmspec-ksm.lock"
+    with open(path, "w") as f:
+        end = time.monotonic() + LOCK_WAIT_S
+        while True:
+            try:
+                fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                if time.monotonic() > end:
+                    raise OracleError(f"another KSM oracle run holds {path}") from None
+                time.sleep(0.05)
+        try:
+            yield
+        finally:
+            fcntl.flock(f, fcntl.LOCK_UN)
+
+
+def _ksm_knobs_locked(knobs: dict[str, int]) -> Iterator[dict[str, int]]:
     saved = {k: _read(k) for k in (*TOUCHED, "run")}
     old_term = signal.getsignal(signal.SIGTERM)
 
