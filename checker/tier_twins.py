@@ -37,6 +37,7 @@ from checker.spec_twins import Hang, Twin, installed
 from spec.tier_common import (
     NUMA_NO_NODE,
     TIER_VARIANTS,
+    hash_64,
     ite,
     mask,
     udiv,
@@ -51,17 +52,37 @@ from spec.tier_state import NodeConfig, TierConfig
 # --- the seeded lockstep programs -----------------------------------------------------------
 
 
-def random_config(rng: random.Random, variant: str) -> TierConfig:
-    """A small machine like :func:`checker.tiering_fuzz.tier_configs` draws, from ``rng``."""
-    nr = TF.NR_PAGES
+#: The first pfn that shares a kpromoted hash bucket with a smaller one: hash_64(46368, 16) ==
+#: hash_64(0, 16) == 0 (46368 is a Fibonacci number: the golden-ratio hash spreads smaller
+#: pfns into distinct buckets), and pfns p + 46368 share p's bucket for p in 0, 2, .., 14,
+#: 21, 23. On the 24-page machines no bucket ever holds two records, so TIER-POL-003's
+#: in-bucket order (newest first) is never observed: a twin walking each bucket oldest
+#: first survived, and so did ``hash_64(pfn, 15)`` (one bit short: it keeps the bucket order
+#: and merges only neighbouring buckets, which no two of pfns 0..23 occupy). Machines with a
+#: far block of pages at this pfn observe both (MORE_TWINS).
+BUCKET_PARTNER = 46368
+#: The small pfns whose partner ``p + BUCKET_PARTNER`` shares their bucket, and those whose
+#: partner is in the next bucket (a hash one bit short would merge the two).
+SHARED = tuple(p for p in range(TF.NR_PAGES)
+               if hash_64(p, 16) == hash_64(p + BUCKET_PARTNER, 16))
+NEIGHBOURS = tuple(p for p in range(TF.NR_PAGES) if p not in SHARED
+                   and hash_64(p, 15) == hash_64(p + BUCKET_PARTNER, 15))
+
+
+def random_config(rng: random.Random, variant: str, far: bool = False) -> TierConfig:
+    """A small machine like :func:`checker.tiering_fuzz.tier_configs` draws, from ``rng``;
+    with ``far``, ``BUCKET_PARTNER + 24`` pages (the idle ones between the two blocks stay
+    on the lower tier)."""
+    nr = TF.NR_PAGES + (BUCKET_PARTNER if far else 0)
     top = rng.randint(3, 8)
     placement = [2] * nr
-    for i in rng.sample(range(nr), rng.randint(0, 3)):
+    for i in rng.sample(range(TF.NR_PAGES), rng.randint(0, 3)):
         placement[i] = i % 2
     # Lower tier: a roomy CXL node, or one exactly as big as its initial pages (demotion
     # then fills it), optionally followed by a second lower-tier node (where demotion goes
     # next). The fuzzer draws the same shapes (tier_configs).
-    lower = [NodeConfig(placement.count(2) if rng.random() < 0.4 else 40, False, False)]
+    n2 = placement.count(2)
+    lower = [NodeConfig(n2 if rng.random() < 0.4 else max(n2, 40), False, False)]
     if rng.random() < 0.4:
         lower.append(NodeConfig(rng.choice((2, 40)), False, False))
     nodes = (NodeConfig(top, True, True, rng.randint(0, 1)), NodeConfig(top, True, True, 0),
@@ -98,19 +119,28 @@ def run_program(variant: str, seed: int, steps: int = 80,
     show that the states reached are not trivial).
     """
     rng = random.Random(f"{variant}/{seed}")
-    cfg = random_config(rng, variant)
+    far = variant == "kpromoted-v0" and seed % 4 == 3
+    cfg = random_config(rng, variant, far)
     m = TF.TierLockstep()
     m.init_machine(cfg)
     # Accessing nodes as the fuzzer draws them: the CPU nodes, the first lower-tier node (whose
     # own pages' accesses are dropped), no node. The second lower-tier node has no CPUs, so
     # no access comes from it (TIER-PROP-001 assumes an accessing node is a CPU's node).
     nodes = [0, 1, 2, NUMA_NO_NODE]
-    hot = rng.sample(range(TF.NR_PAGES), rng.choice((1, 2, 3, 6)))
+    pool = list(range(TF.NR_PAGES))
+    if far:
+        pool += [BUCKET_PARTNER + p for p in pool]
+    base = pool if not far else SHARED if seed % 8 == 3 else NEIGHBOURS
+    hot = rng.sample(base, min(len(base), rng.choice((1, 2, 3, 6))))
+    if far:  # bucket partners hot together
+        hot += [p + BUCKET_PARTNER for p in hot]
     fixed_nid = rng.choice(nodes) if rng.random() < 0.5 else None
+    if far:  # partners recorded for the same kpromoted thread (a node with CPUs)
+        fixed_nid = rng.choice((0, 1))
     promoters = _promoter_nodes(cfg) or [0]
 
     def page() -> int:
-        return rng.choice(hot) if rng.random() < 0.75 else rng.randrange(TF.NR_PAGES)
+        return rng.choice(hot) if rng.random() < 0.75 else rng.choice(pool)
 
     def nid() -> int:
         return fixed_nid if fixed_nid is not None else rng.choice(nodes)
@@ -200,6 +230,29 @@ def _kpromoted_keeps_cold(orig: Callable[..., Any]) -> Callable[..., Any]:
                 w.records[p] = r
         return list(promoted)
     return twin
+
+
+def _bucket_oldest_first(orig: Callable[..., Any]) -> Callable[..., Any]:
+    """Each bucket walked oldest record first (as if records were added at the hlist's tail):
+    the walk sorts by (bucket, -seq), so negating every seq for the pass reverses only the
+    in-bucket order."""
+    import attrs
+
+    def twin(w: Any, nid: int, now: int) -> list[int]:
+        seqs = {p: r.seq for p, r in w.records.items()}
+        for p, r in seqs.items():
+            w.records[p] = attrs.evolve(w.records[p], seq=-r)
+        try:
+            return list(orig(w, nid, now))
+        finally:
+            for p, r in w.records.items():
+                w.records[p] = attrs.evolve(r, seq=seqs[p])
+    return twin
+
+
+def _hash_one_bit_short(orig: Callable[..., Any]) -> Callable[..., Any]:
+    """hash_min(pfn, 15): half the buckets, neighbouring pairs merged."""
+    return lambda pfn: hash_64(pfn, 15)
 
 
 def _kmigrated_test_bit(orig: Callable[..., Any]) -> Callable[..., Any]:
@@ -321,7 +374,12 @@ def _bucket_without_hash(orig: Callable[..., Any]) -> Callable[..., Any]:
 
 
 def _layouts_64_jiffy_buckets(orig: dict[str, Any]) -> dict[str, Any]:
-    """Default-mode time buckets of 64 jiffies (``jiffies >> 6``) instead of 128."""
+    """Default-mode time buckets of 64 jiffies (``jiffies >> 6``) instead of 128.
+
+    A first twin, a 9-bit precise-mode nid field, survived and is equivalent: the model's
+    machines have at most 4 nodes, so the nid never reaches bit 9 (the kernel's NODES_SHIFT
+    is 10 on x86-64, where it would matter).
+    """
     import attrs
 
     out = dict(orig)
@@ -402,11 +460,29 @@ TWINS: dict[str, Twin] = {t.rules[0]: t for t in (
 )}
 
 
+#: Twins beyond one per rule, both observed only by the machines with a far block of pages
+#: (BUCKET_PARTNER): the in-bucket order of TIER-POL-003, carried out by the TIER-OP-002
+#: walk, and a hash one bit short.
+MORE_TWINS: dict[str, Twin] = {
+    "TIER-POL-003 in-bucket order": Twin(
+        ("TIER-POL-003", "TIER-OP-002"), "spec.kpromoted:kpromoted_migrate",
+        _bucket_oldest_first, "kpromoted walks each hash bucket oldest record first",
+        check=run_checks_for(("kpromoted-v0",))),
+    "TIER-POL-003 one bit short": Twin(
+        ("TIER-POL-003",), "spec.kpromoted:kpromoted_bucket", _hash_one_bit_short,
+        "the hash bucket is hash_64(pfn, 15) (32,768 buckets)",
+        check=run_checks_for(("kpromoted-v0",))),
+}
+
+
 def catch(rule_id: str, fuzz_seconds: float = 5.0) -> dict[str, Any]:
     """Run the TIER checks with the rule's twin installed; say what caught it, how fast."""
+    return catch_twin(TWINS[rule_id], fuzz_seconds)
+
+
+def catch_twin(twin: Twin, fuzz_seconds: float = 5.0) -> dict[str, Any]:
     from checker.spec_twins import _watchdog
 
-    twin = TWINS[rule_id]
     assert twin.check is not None
     t = time.monotonic()
     try:

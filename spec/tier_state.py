@@ -215,8 +215,11 @@ class TierState:
 
     def placement(self) -> tuple[frozenset[int], ...]:
         """The observation: the set of pages on each node."""
-        return tuple(frozenset(p for p, n in enumerate(self.node_of) if n == nid)
-                     for nid in range(len(self.config.nodes)))
+        sets: list[list[int]] = [[] for _ in self.config.nodes]
+        for p, n in enumerate(self.node_of):
+            if 0 <= n < len(sets):  # a page on no existing node is on none of them
+                sets[n].append(p)
+        return tuple(frozenset(ps) for ps in sets)
 
     def record(self, page: int) -> Any:
         return dict(self.records).get(page)

@@ -9,7 +9,7 @@ import importlib
 
 import pytest
 
-from checker.tier_twins import TWINS, baseline, catch, run_program
+from checker.tier_twins import MORE_TWINS, TWINS, baseline, catch, catch_twin, run_program
 from spec import tiering as T
 from spec.rules import load_all
 from spec.tier_common import TIER_VARIANTS
@@ -36,6 +36,14 @@ def test_broken_twin_is_caught(rule_id: str) -> None:
     assert result["by"].startswith(("lockstep ", "lockstep fuzz: ")), result["by"]
     # The twin is taken out again: the spec runs clean afterwards.
     assert run_program(TIER_VARIANTS[0], 0) is None
+
+
+@pytest.mark.seeded_bug
+@pytest.mark.parametrize("name", sorted(MORE_TWINS))
+def test_more_twins_are_caught(name: str) -> None:
+    result = catch_twin(MORE_TWINS[name], fuzz_seconds=10)
+    assert result["caught"], f"{name}: twin '{MORE_TWINS[name].doc}' survived"
+    assert result["by"].startswith("lockstep "), result["by"]
 
 
 #: Each invariant, by rule ID, checked on its own.
