@@ -153,6 +153,15 @@ class TierLockstep(RuleBasedStateMachine):
         if any(bad):
             self._fail(f"TIER-PROP-001: access_batch: {[b for b in bad if b]}")
 
+    @precondition(lambda self: self.state is not None)
+    @rule(pfn=st.integers(0, NR_PAGES - 1), nid=st.sampled_from((0, 1, 2, NUMA_NO_NODE)),
+          n=st.integers(2, 12), dt=st.sampled_from((0, 1, 7, 127)), k=st.integers(0, 3))
+    def access_burst(self, pfn: int, nid: int, n: int, dt: int, k: int) -> None:
+        """One page accessed ``n`` times in quick succession from one node: frequencies reach
+        their maximum (v2's wrap at 8, saturated CHMU counters), which uniformly drawn pages
+        rarely do."""
+        self.access_batch([(pfn, nid, dt)] * n, k)
+
     @precondition(lambda self: self.state is not None
                   and self.state.config.variant == "numab2")
     @rule(pfns=st.lists(st.integers(0, NR_PAGES - 1), max_size=8))
