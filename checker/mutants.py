@@ -152,6 +152,7 @@ MUTANTS: dict[str, type[Zone]] = {
 # --- the slow path, reclaim and compaction (``mmspec fuzz slowpath --impl mutant:NAME``) -------
 
 def _slowpath_mutants() -> dict[str, type]:
+    import spec.constants as C
     from reference.vmscan import Memory
 
     class NoReclaimRetryBound(Memory):
@@ -204,7 +205,170 @@ def _slowpath_mutants() -> dict[str, type]:
             super().__init__(cfg, swap)
             self.features.discard("atomic_fix")
 
-    return {"no-reclaim-retry-bound": NoReclaimRetryBound,
+    from reference import compaction
+
+    class _Patched(Memory):
+        """Runs every operation with some functions of reference.compaction replaced."""
+
+        patches: dict[str, Any] = {}
+
+        def _with(self, fn: Any, *args: Any) -> Any:
+            saved = {k: getattr(compaction, k) for k in self.patches}
+            for k, v in self.patches.items():
+                setattr(compaction, k, v)
+            try:
+                return fn(*args)
+            finally:
+                for k, v in saved.items():
+                    setattr(compaction, k, v)
+
+        def alloc_page(self, *args: Any) -> Any:
+            return self._with(super().alloc_page, *args)
+
+        def balance_pgdat(self) -> None:
+            self._with(super().balance_pgdat)
+
+        def kcompactd(self) -> None:
+            self._with(super().kcompactd)
+
+        def compact(self, *args: Any) -> Any:
+            return self._with(super().compact, *args)
+
+    _suit, _finished = compaction._suit, compaction._finished
+    compaction_try = compaction.try_to_compact_pages
+
+    class CompactGapOneRequest(_Patched):
+        """Breaks ALLOC-POL-052: compaction asks for the request's size in free base pages
+        above the watermark, not twice it (compact_gap)."""
+
+        patches = {"compaction_suitable": lambda m, order, mark, free: m.watermark_ok(
+            0, mark + (1 << order), C.ALLOC_CMA, free)}
+
+    class CompactionIgnoresSuitability(_Patched):
+        """Breaks ALLOC-POL-053: compaction runs even when too few free base pages are left
+        to migrate into (COMPACT_SKIPPED is never returned)."""
+
+        patches = {"_suit": lambda m, order, flags, kcd: (
+            r if (r := _suit(m, order, flags, kcd)) != "COMPACT_SKIPPED" else "COMPACT_CONTINUE")}
+
+    class FinishOnlyOnOwnType(_Patched):
+        """Breaks ALLOC-POL-054: compaction keeps going until a block of the request's own
+        migratetype is free, ignoring free pageblocks and claimable fallbacks."""
+
+        @staticmethod
+        def _finished_own(m: Any, cc: Any, mpb: int, fpb: int) -> str:
+            z = m.zone
+            if mpb >= fpb:
+                return "COMPACT_COMPLETE"
+            if cc.captured is not None:
+                return "COMPACT_SUCCESS"
+            if not cc.direct:
+                return _finished(m, cc, mpb, fpb)
+            for order in range(cc.order, z._norders):
+                head = z._n + order * 6 + cc.mt
+                if z._next[head] != head:
+                    return "COMPACT_SUCCESS"
+            return "COMPACT_CONTINUE"
+
+        patches = {"_finished": _finished_own}
+
+    class DirectCompactionAlwaysAsync(_Patched):
+        """Breaks ALLOC-OP-054: direct compaction runs in async mode at every priority (only
+        same-mobility source blocks, never ignoring block suitability)."""
+
+        patches = {"try_to_compact_pages": lambda m, order, mt, flags, prio:
+                   compaction_try(m, order, mt, flags, compaction.INIT_COMPACT_PRIORITY)}
+
+    class KcompactdIdle(Memory):
+        """Breaks ALLOC-OP-055: a woken kcompactd goes back to sleep without compacting."""
+
+        def kcompactd(self) -> None:
+            if self.kcompactd_order >= 0:
+                self.kcompactd_order = -1
+                self.stats["compact_daemon_wake"] += 1
+
+    class WakeKswapdAtRequestOrder(Memory):
+        """Breaks ALLOC-OP-051: kswapd is woken for the request's order even with
+        defrag_mode and the kswapd/kcompactd assistance patch."""
+
+        def __init__(self, cfg: Any, swap: bool = True) -> None:
+            super().__init__(cfg, swap)
+            self.features.discard("kswapd_pageblock_order")
+
+    class KswapdKeepsBoost(Memory):
+        """Breaks ALLOC-OP-052: kswapd reclaims for a boosted zone but leaves the boost in
+        place (and does not hand the pageblock to kcompactd)."""
+
+        def balance_pgdat(self) -> None:
+            z = self.zone
+            boost = z._boost
+            z._boost = 0
+            z._update_high_mark()
+            try:
+                super().balance_pgdat()
+            finally:
+                z._boost = boost
+                z._update_high_mark()
+
+    class NoDrainAfterReclaim(Memory):
+        """Breaks ALLOC-OP-056: after direct reclaim fails to yield a page, neither a
+        highatomic block is given back nor the per-CPU lists drained before the retry."""
+
+        def _direct_reclaim(self, gfp: int, order: int, alloc_flags: int, cpu: int,
+                            mt: int) -> tuple[int | None, bool]:
+            self.stats["allocstall"] += 1
+            progress = self.shrink_node(C.SWAP_CLUSTER_MAX, False) > 0
+            return self._gpff(gfp, order, alloc_flags, cpu), progress
+
+    class ClockOnlyOnSuccess(Memory):
+        """Breaks ALLOC-OP-058: the allocation clock (page ages) advances only when the
+        allocation succeeds."""
+
+        def alloc_page(self, gfp: int, order: int, kind: str, cpu: int = 0
+                       ) -> tuple[str, int | None]:
+            outcome, page = super().alloc_page(gfp, order, kind, cpu)
+            if page is None:
+                self.clock -= 1
+            return outcome, page
+
+    class SlabNotReclaimable(Memory):
+        """Breaks ALLOC-POL-050: reclaimable slab is treated as unmovable kernel memory that
+        shrinkers cannot free."""
+
+        def reclaimable(self, kind: str) -> bool:
+            return kind == "file" or (kind == "anon" and self.swap)
+
+        def shrink_node(self, nr_to_reclaim: int, kswapd: bool) -> int:
+            saved = {p: v for p, v in self.pages.items() if v[1] == "slab"}
+            for p in saved:
+                del self.pages[p]
+            try:
+                return super().shrink_node(nr_to_reclaim, kswapd)
+            finally:
+                self.pages.update(saved)
+
+    class NoRetryAfterSkippedCompaction(Memory):
+        """Breaks ALLOC-POL-056: after reclaim progress, a skipped compaction never retries,
+        even when reclaiming everything reclaimable would make compaction suitable."""
+
+        def _should_compact_retry(self, order: int, result: str, retries: int,
+                                  prio: int) -> tuple[bool, int, int]:
+            if result == compaction.COMPACT_SKIPPED:
+                return False, retries, prio
+            return super()._should_compact_retry(order, result, retries, prio)
+
+    return {"compact-gap-one-request": CompactGapOneRequest,
+            "compaction-ignores-suitability": CompactionIgnoresSuitability,
+            "finish-only-on-own-type": FinishOnlyOnOwnType,
+            "direct-compaction-always-async": DirectCompactionAlwaysAsync,
+            "kcompactd-idle": KcompactdIdle,
+            "wake-kswapd-at-request-order": WakeKswapdAtRequestOrder,
+            "kswapd-keeps-boost": KswapdKeepsBoost,
+            "no-drain-after-reclaim": NoDrainAfterReclaim,
+            "clock-only-on-success": ClockOnlyOnSuccess,
+            "slab-not-reclaimable": SlabNotReclaimable,
+            "no-retry-after-skipped-compaction": NoRetryAfterSkippedCompaction,
+            "no-reclaim-retry-bound": NoReclaimRetryBound,
             "defrag-retry-unchecked": DefragRetryUnchecked,
             "reclaim-newest-first": ReclaimNewestFirst,
             "no-capture": NoCapture,

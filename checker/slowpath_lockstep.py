@@ -21,7 +21,7 @@ from spec.compaction import kcompactd_do_work, try_to_compact_pages
 from spec.invariants import check_invariants
 from spec.page_alloc import init_zone
 from spec.rules import VARIANTS, alloc_has
-from spec.slowpath import alloc_page
+from spec.slowpath import Frame, alloc_page, should_compact_retry
 from spec.vmscan import (
     KINDS,
     Memory,
@@ -170,6 +170,22 @@ class SlowpathLockstep(RuleBasedStateMachine):
         self._step(f"try_to_compact_pages(order {order}, mt {mt}, prio {prio})",
                    lambda mw: try_to_compact_pages(mw, order, mt, C.ALLOC_WMARK_MIN, prio),
                    lambda: self.impl.compact(order, mt, prio))
+
+    @precondition(lambda self: self.m is not None and not self.dead)
+    @rule(order=st.integers(0, 4), result=st.sampled_from(
+        ("COMPACT_SKIPPED", "COMPACT_SUCCESS", "COMPACT_COMPLETE")),
+        retries=st.integers(0, 17), prio=st.integers(0, 2))
+    def compact_retry_decision(self, order: int, result: str, retries: int,
+                               prio: int) -> None:
+        """``should_compact_retry`` on the current state: a pure decision, compared."""
+        assert self.m is not None
+        f = Frame(C.GFP_KERNEL, order, compact_result=result, compaction_retries=retries,
+                  compact_priority=prio)
+        want = should_compact_retry(MemWork(self.m), f, C.ALLOC_WMARK_MIN)
+        got = self.impl._should_compact_retry(order, result, retries, prio)
+        if tuple(want) != tuple(got):
+            self._fail(f"should_compact_retry(order {order}, {result}, retries {retries}, "
+                       f"prio {prio}): spec {want}, implementation {got}")
 
     @precondition(lambda self: self.m is not None)
     @rule()

@@ -361,3 +361,10 @@ def test_memory_consistent_catches_wrong_kind_ALLOC_INV_050() -> None:
     ghost = attrs.evolve(m, pages=(*m.pages, Page(31, 0, KIND_FILE, 0)))
     assert any("pfn 31" in v for v in memory_consistent(ghost))
     assert memory_consistent(attrs.evolve(m, kswapd_order=99))
+
+
+def test_availability_holds_without_defrag_mode_ALLOC_PROP_051() -> None:
+    # Before the series no request keeps ALLOC_NOFRAGMENT into the slow path, so a failure
+    # always means get_page_from_freelist found nothing even with fallbacks allowed.
+    r = explore_slowpath("v6.14", max_depth=10, properties="availability")
+    assert r.violations == [] and r.states > 1000
