@@ -28,7 +28,6 @@ find nothing.
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable
 from typing import Any
 
@@ -37,6 +36,7 @@ from typing import Any
 import checker.commands.nolock  # noqa: F401  (registers the nolock lockstep area)
 import checker.nolock_explore
 import reference.nolock  # noqa: F401
+from checker import spec_twins
 from checker.spec_twins import Hang, Twin, _noop, installed
 
 #: The explored configurations, cheapest first: (variant, cpus).
@@ -172,14 +172,6 @@ def reference_finding(rule_id: str) -> str | None:
 
 def catch(rule_id: str, fuzz_seconds: float = 5.0) -> dict[str, Any]:
     """Run the NOLOCK checks with the rule's twin installed; say what caught it, how fast."""
-    from checker.spec_twins import _watchdog
-
     twin = TWINS[rule_id]
     assert twin.check is not None
-    t = time.monotonic()
-    try:
-        with installed(twin), _watchdog(3 * fuzz_seconds + 120):
-            by = twin.check(fuzz_seconds)
-    except Hang as e:  # not a catch: the checker itself never answered
-        return {"caught": False, "by": f"hang: {e}", "seconds": time.monotonic() - t}
-    return {"caught": by is not None, "by": by or "", "seconds": time.monotonic() - t}
+    return spec_twins.catch_twin(twin, fuzz_seconds)

@@ -33,7 +33,8 @@ import checker.commands.tiering  # noqa: F401  (registers the "tier" lockstep ar
 import checker.tiering_fuzz as TF
 import reference.tiering  # noqa: F401
 import spec.tiering  # noqa: F401
-from checker.spec_twins import Hang, Twin, installed
+from checker import spec_twins
+from checker.spec_twins import Hang, Twin
 from spec.tier_common import (
     NUMA_NO_NODE,
     TIER_VARIANTS,
@@ -477,13 +478,5 @@ def catch(rule_id: str, fuzz_seconds: float = 5.0) -> dict[str, Any]:
 
 
 def catch_twin(twin: Twin, fuzz_seconds: float = 5.0) -> dict[str, Any]:
-    from checker.spec_twins import _watchdog
-
     assert twin.check is not None
-    t = time.monotonic()
-    try:
-        with installed(twin), _watchdog(3 * fuzz_seconds + 120):
-            by = twin.check(fuzz_seconds)
-    except Hang as e:  # not a catch: the checker itself never answered
-        return {"caught": False, "by": f"hang: {e}", "seconds": time.monotonic() - t}
-    return {"caught": by is not None, "by": by or "", "seconds": time.monotonic() - t}
+    return spec_twins.catch_twin(twin, fuzz_seconds)
