@@ -211,7 +211,7 @@ class Zone:
         self._managed = cfg.managed_pages
         self._lowmem_reserve = cfg.lowmem_reserve
         self._mobility_disabled = bool(cfg.page_group_by_mobility_disabled)
-        self._v615 = cfg.variant == "v6.15"
+        self._v615 = not cfg.free_high_min
         self._highatomic_max = highatomic_max(cfg)
         self._pcp_allowed = [bool(cfg.pcp_allowed_order(o)) for o in range(self._norders)]
         #: order_to_pindex(mt, order) at [order * 8 + mt] (gfp_migratetype is below 8).

@@ -197,8 +197,9 @@ def free_pcp_commit(w: Work, cpu: int, pfn: int, order: int, migratetype: int) -
     """
     ``alloc_factor`` halves; the block goes on the **head** of its list and ``count`` grows.
     A repeated order 1..3 free with ``free_count >= batch + high_min / 2`` marks a high-order
-    burst (``free_high``); in variant v6.15 the threshold is ``batch``, as before 6.16's
-    "mm: pcp: increase pcp->free_count threshold to trigger free_high". ``free_count`` grows
+    burst (``free_high``); in the variants before 6.16 (v6.14 to v6.15) the threshold is
+    ``batch``, as before 6.16's "mm: pcp: increase pcp->free_count threshold to trigger
+    free_high". ``free_count`` grows
     by ``1 << order`` while below ``batch << PCP_BATCH_SCALE_MAX``. If ``count`` then reaches
     ``nr_pcp_high``, ``nr_pcp_free`` pages are drained starting with this list, and
     ZONE_BELOW_HIGH is cleared once the zone is back above its high watermark.
@@ -212,7 +213,7 @@ def free_pcp_commit(w: Work, cpu: int, pfn: int, order: int, migratetype: int) -
     batch = pcp.batch
     free_high = False
     if order and order <= PAGE_ALLOC_COSTLY_ORDER:
-        threshold = batch if cfg.variant == "v6.15" else batch + pcp.high_min // 2
+        threshold = batch + pcp.high_min // 2 if cfg.free_high_min else batch
         free_high = (pcp.free_count >= threshold
                      and bool(pcp.flags & PCPF_PREV_FREE_HIGH_ORDER)
                      and (not pcp.flags & PCPF_FREE_HIGH_BATCH or pcp.count >= batch))

@@ -155,6 +155,11 @@ class ZoneConfig:
         lowmem_kbytes = self.managed_pages * ((1 << PAGE_SHIFT) >> 10)
         return max(128, min(262144, math.isqrt(lowmem_kbytes * 16)))
 
+    @property
+    def free_high_min(self) -> bool:
+        """The 6.16+ pcp free_high threshold ``batch + high_min/2`` (else ``batch``)."""
+        return alloc_has(self.variant, "free_high_min")
+
     def pcp_allowed_order(self, order: int) -> bool:
         """Orders up to PAGE_ALLOC_COSTLY_ORDER, and the THP order, use the per-CPU lists.
 

@@ -344,21 +344,49 @@ def test_zone_diff_names_the_fields_that_differ() -> None:
     assert zone_diff(z, z) == []
 
 
+#: What each reference module may take from ``spec``: constants, configurations, state types
+#: (the targets of ``abstract()``), errors and the variant-feature table; never an operation.
+VOCABULARY = {
+    "spec.constants": None, "spec.zone": None,   # ALLOC: every name (tables, configs, types)
+    "spec.nolock": {"HARDIRQ", "NMI", "SOFTIRQ", "TASK", "NolockConfig", "NolockState"},
+    "spec.tier_common": None, "spec.tier_state": None,  # TIER: constants and state types
+    "spec.ksm": {"ZERO", "PAGE_SIZE", "RMAP_ITEM_SIZE", "MAX_PASSES", "KsmError", "new_state",
+                 "_fingerprint"},
+}
+
+
 def test_reference_imports_spec_only_for_vocabulary() -> None:
-    """DESIGN.md layering: ``reference`` takes types and constants from ``spec``, no behaviour."""
-    allowed = {"spec.constants", "spec.zone"}
+    """DESIGN.md layering: ``reference`` takes types and constants from ``spec``, no behaviour.
+
+    ``spec.ksm``'s ``new_state`` builds the (empty) state ``abstract()`` returns and
+    ``_fingerprint`` is the content-label encoding both sides share; no KSM operation is used.
+    """
     root = Path(__file__).resolve().parents[2] / "reference"
     for path in sorted(root.glob("*.py")):
-        for node in ast.walk(ast.parse(path.read_text())):
+        tree = ast.parse(path.read_text())
+        aliases: dict[str, str] = {}
+        for node in ast.walk(tree):
             if isinstance(node, ast.ImportFrom) and node.module:
-                modules = [node.module]
+                if node.module == "spec":  # from spec import ksm as S
+                    for a in node.names:
+                        aliases[a.asname or a.name] = f"spec.{a.name}"
+                    continue
+                if node.module.startswith("spec."):
+                    assert node.module in VOCABULARY, f"{path.name} imports {node.module}"
+                    names = VOCABULARY[node.module]
+                    for a in node.names:
+                        assert names is None or a.name in names, (path.name, node.module, a.name)
             elif isinstance(node, ast.Import):
-                modules = [alias.name for alias in node.names]
-            else:
-                continue
-            for module in modules:
-                if module == "spec" or module.startswith("spec."):
-                    assert module in allowed, f"{path.name} imports {module}"
+                for a in node.names:
+                    if a.name.startswith("spec"):
+                        aliases[a.asname or a.name] = a.name
+        for node in ast.walk(tree):
+            if (isinstance(node, ast.Attribute) and isinstance(node.value, ast.Name)
+                    and node.value.id in aliases):
+                module = aliases[node.value.id]
+                assert module in VOCABULARY, f"{path.name} uses {module}"
+                names = VOCABULARY[module]
+                assert names is None or node.attr in names, (path.name, module, node.attr)
 
 
 # --- the compiled build (mypyc) and the pure-Python build behave alike -------------------------

@@ -227,3 +227,10 @@ def test_free_high_threshold_is_a_variant_ALLOC_OP_023() -> None:
     assert count == 0 and z == r
     count, z, r = after_three_order1_frees("v6.18")
     assert count == 6 and z == r
+    # The threshold changed in 6.16: every variant before it (v6.14 and the defrag_mode
+    # series' steps) behaves as v6.15, every later one as v6.18.
+    for variant in ("v6.14", "defrag_mode", "defrag_mode+async"):
+        count, z, r = after_three_order1_frees(variant)
+        assert count == 0 and z == r, variant
+    count, z, r = after_three_order1_frees("v6.18+atomic-fix")
+    assert count == 6 and z == r
