@@ -297,6 +297,8 @@ def test_explorer_finds_endless_retry_ALLOC_PROP_050() -> None:
 
 @pytest.mark.seeded_bug
 def test_explorer_finds_gfp_atomic_failure_ALLOC_PROP_051() -> None:
+    """v6.18 is ALLOC-OP-057 without its atomic-fix clause (``spec diff`` shows that rule
+    alone differs): the availability check catching it is negative evidence for both."""
     r = explore_slowpath("v6.18", max_depth=10, properties="availability")
     (v,) = r.violations
     assert v["property"] == AVAILABILITY
