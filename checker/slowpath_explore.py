@@ -161,8 +161,12 @@ class ExploreResult:
 
 def explore_slowpath(variant: str, max_depth: int = 12, properties: str = "all",
                      cfg: ZoneConfig | None = None,
-                     tick: Callable[[int], None] | None = None) -> ExploreResult:
-    """BFS to ``max_depth`` environment steps; one shortest counterexample per property."""
+                     tick: Callable[[int], None] | None = None,
+                     visit: Callable[[Memory, list[str]], None] | None = None) -> ExploreResult:
+    """BFS to ``max_depth`` environment steps; one shortest counterexample per property.
+
+    ``visit(state, path)`` is called once for every distinct state reached (the root
+    included), with the environment steps that reach it first (a shortest path)."""
     if variant not in VARIANTS:
         raise ValueError(f"unknown variant {variant!r}; known: {', '.join(VARIANTS)}")
     if properties not in PROPERTIES:
@@ -176,6 +180,8 @@ def explore_slowpath(variant: str, max_depth: int = 12, properties: str = "all",
     res = ExploreResult(variant)
     found: set[str] = set()
     slow_states = 0
+    if visit:
+        visit(root, [])
 
     def path_to(m: Memory) -> list[str]:
         out: list[str] = []
@@ -235,6 +241,8 @@ def explore_slowpath(variant: str, max_depth: int = 12, properties: str = "all",
             if nxt not in parent:
                 parent[nxt] = (m, label)
                 queue.append((nxt, depth + 1))
+                if visit:
+                    visit(nxt, path_to(nxt))
                 if tick:
                     tick(1)
     if queue and found != wanted:

@@ -11,7 +11,7 @@ One run, for one setting of ``/proc/sys/vm/defrag_mode``:
 2. it then frees every other ``chunk`` of its anonymous memory (``MADV_DONTNEED``), leaving
    holes in the movable pageblocks it filled, and stays alive holding the rest;
 3. a *faulting* child maps a 2 MiB-aligned region with ``MADV_HUGEPAGE`` and touches it;
-   the parent reads its ``AnonHugePages`` from ``/proc/PID/smaps_rollup``.
+   it reports the region's own ``AnonHugePages`` from ``/proc/self/smaps``.
 
 Measured per run: deltas of ``/proc/vmstat`` (THP faults, compaction, reclaim, allocation
 stalls), pageblocks per migratetype from ``/proc/pagetypeinfo`` before and after, and the
@@ -351,8 +351,24 @@ def _faulter(wl: Workload, out: int, go: int) -> None:
     t0 = time.monotonic()
     for off in range(0, nbytes, HPAGE):
         ctypes.memset(addr + off, 1, HPAGE)
-    os.write(out, f"{time.monotonic() - t0:.3f}\n".encode())
+    elapsed = time.monotonic() - t0
+    # AnonHugePages of this region only: a forked child also maps its parent's THPs, which
+    # smaps_rollup would count (a pytest parent once added 4 MiB).
+    huge_kb = vma_anon_huge_kb(_read("/proc/self/smaps"), addr)
+    os.write(out, f"{elapsed:.3f} {huge_kb}\n".encode())
     os.read(go, 1)
+
+
+def vma_anon_huge_kb(smaps: str, addr: int) -> int:
+    """``AnonHugePages`` of the mapping that contains ``addr``, from /proc/PID/smaps text."""
+    inside = False
+    for line in smaps.splitlines():
+        m = re.match(r"^([0-9a-f]+)-([0-9a-f]+) ", line)
+        if m:
+            inside = int(m.group(1), 16) <= addr < int(m.group(2), 16)
+        elif inside and line.startswith("AnonHugePages:"):
+            return int(line.split()[1])
+    raise ValueError(f"no mapping at {addr:#x} in smaps")
 
 
 def _spawn(target: Any, *args: Any) -> tuple[int, int, int]:
@@ -389,11 +405,6 @@ def _wait_line(fd: int, deadline: float, what: str) -> str:
     return buf.decode().strip()
 
 
-def smaps_rollup(pid: int, key: str = "AnonHugePages") -> int:
-    m = re.search(rf"^{key}:\s+(\d+) kB", _read(f"/proc/{pid}/smaps_rollup"), re.M)
-    return int(m.group(1)) if m else 0
-
-
 # --- one run, the experiment -----------------------------------------------------------------
 
 def one_run(mode: int, wl: Workload, path: str, workdir: str, trace: ExtfragTrace,
@@ -414,8 +425,9 @@ def one_run(mode: int, wl: Workload, path: str, workdir: str, trace: ExtfragTrac
         regions = int(_wait_line(children[0][1], deadline, "the fragmenter"))
         t_frag = time.monotonic() - t0
         children.append(_spawn(_faulter, wl))
-        fault_s = float(_wait_line(children[1][1], deadline, "the THP faulter"))
-        anon_huge_kb = smaps_rollup(children[1][0])
+        fault_s_text, huge_text = _wait_line(children[1][1], deadline,
+                                             "the THP faulter").split()
+        fault_s, anon_huge_kb = float(fault_s_text), int(huge_text)
         after, blocks_after = vmstat(), pageblocks()
         extfrag = trace.stop()
     finally:

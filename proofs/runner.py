@@ -36,7 +36,8 @@ import z3
 PROVED, COUNTEREXAMPLE, UNKNOWN = "proved", "counterexample", "unknown"
 VERDICTS = (PROVED, COUNTEREXAMPLE, UNKNOWN)
 #: Modules that define obligations (one per spec area, added as the areas land).
-MODULES = ("proofs.alloc", "proofs.alloc_bounded", "proofs.ksm", "proofs.nolock", "proofs.tiering")
+MODULES = ("proofs.alloc", "proofs.alloc_bounded", "proofs.ksm", "proofs.nolock", "proofs.slowpath",
+           "proofs.tiering")
 MANIFEST = Path(__file__).resolve().parent / "manifest.json"
 #: Solver time limit per query; a query that runs out reports ``unknown``.
 TIMEOUT_MS = 60_000

@@ -145,3 +145,18 @@ def test_sigterm_mid_run_restores_defrag_mode() -> None:
     assert "restored" in err
     assert open(thp_live.DEFRAG_MODE).read().strip() == before
     assert not [d for d in os.listdir("/var/tmp") if d.startswith("mmspec-thp-live-")]
+
+
+def test_region_anon_huge_pages_come_from_its_own_mapping() -> None:
+    smaps = """\
+7f0000000000-7f0004200000 rw-p 00000000 00:00 0
+Size:              67584 kB
+AnonHugePages:     65536 kB
+7f0004200000-7f0004600000 rw-p 00000000 00:00 0
+Size:               4096 kB
+AnonHugePages:      4096 kB
+"""
+    assert thp_live.vma_anon_huge_kb(smaps, 0x7F0000200000) == 65536
+    assert thp_live.vma_anon_huge_kb(smaps, 0x7F0004200000) == 4096
+    with pytest.raises(ValueError):
+        thp_live.vma_anon_huge_kb(smaps, 0x1000)
