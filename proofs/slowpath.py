@@ -109,9 +109,9 @@ def twin() -> Outcome:
     return Outcome(COUNTEREXAMPLE, v[0], _program(path, v[0]), states=n)
 
 
-add("alloc.slowpath.ALLOC-INV-050", ["ALLOC-INV-050"], holds, PROVED, ["bounded", "matrix"],
+add("alloc.slowpath.holds.ALLOC-INV-050", ["ALLOC-INV-050"], holds, PROVED, ["bounded", "matrix"],
     holds.__doc__ or "")
-add("alloc.nonvacuity.ALLOC-INV-050", ["ALLOC-INV-050"], nonvacuity, PROVED,
+add("alloc.slowpath.nonvacuity.ALLOC-INV-050", ["ALLOC-INV-050"], nonvacuity, PROVED,
     ["bounded", "nonvacuity"], nonvacuity.__doc__ or "")
-add("alloc.twin.ALLOC-INV-050", ["ALLOC-INV-050"], twin, COUNTEREXAMPLE, ["bounded", "twin"],
-    twin.__doc__ or "")
+add("alloc.slowpath.twin.ALLOC-INV-050", ["ALLOC-INV-050"], twin, COUNTEREXAMPLE,
+    ["bounded", "twin"], twin.__doc__ or "")
