@@ -16,6 +16,8 @@ from typing import Any
 
 import attrs
 
+from checker import ksm_twins
+from checker.spec_twins import Twin, installed
 from proofs.runner import COUNTEREXAMPLE, PROVED, Outcome, add
 from spec import ksm
 
@@ -77,8 +79,10 @@ class KsmExploration:
     observations: int
 
 
-@functools.lru_cache(maxsize=1)
-def exploration() -> KsmExploration:
+def explore_programs() -> KsmExploration:
+    """Every program of up to DEPTH steps from :func:`start`, breadth-first (so each state's
+    program is a shortest one); a program whose state was seen already is not extended. Run
+    on the ``spec.ksm`` functions as currently installed (a twin, if one is)."""
     s0, prog0 = start()
     frontier = [(s0, prog0)]
     reached = [(s0, prog0)]
@@ -99,6 +103,10 @@ def exploration() -> KsmExploration:
                     nxt.append((s2, p2))
         frontier = nxt
     return KsmExploration(reached, len(seen))
+
+
+#: The exploration of the correct spec, computed once per process.
+exploration = functools.lru_cache(maxsize=1)(explore_programs)
 
 
 def program(prog: list[Step], twin: str = "") -> str:
@@ -176,3 +184,111 @@ add("ksm.bounded.nonvacuity", ["KSM-INV-003", "KSM-INV-002"], _nonvacuous, PROVE
     "Non-vacuity: some program shares pages through a stable node chain.", exploration)
 add("ksm.twin.write_uncounted", ["KSM-INV-003", "KSM-OP-012"], _twin, COUNTEREXAMPLE,
     ["bounded", "ksm", "twin"], write_uncounted_twin.__doc__ or "", exploration)
+
+
+# --- every KSM invariant: a non-vacuity witness and a broken twin (bounded) ---------------
+#
+# Both run on the bounded exploration above. A witness is the first reached state (in
+# breadth-first order: a shortest program) where the invariant holds and its premise is
+# exercised. A twin replaces one function of ``spec.ksm`` with a plausible wrong version
+# (:func:`checker.spec_twins.installed`), the exploration is redone under it, and the first
+# reached state the invariant rejects is printed with its program.
+
+KsmPremise = Callable[[ksm.KsmState], bool]
+
+
+def _premise_isolation(s: ksm.KsmState) -> bool:
+    """A process wrote over one of its VM_MERGEABLE pages while a KSM page of the old
+    content is still mapped twice (the write had to leave the shared page alone)."""
+    return any(p.ksm and p.mapcount >= 2 and p.content == "x" for p in s.pages.values()) \
+        and any(e == "z" and m for mm in s.mms.values()
+                for e, m in zip(mm.expected, mm.mergeable, strict=False))
+
+
+def _premise_stable_nodes(s: ksm.KsmState) -> bool:
+    """A stable node holds exactly max_page_sharing items: the bound is reached."""
+    return any(len(n.hlist) - n.bypassed == s.max_page_sharing for n in s.nodes.values())
+
+
+def _premise_counters(s: ksm.KsmState) -> bool:
+    """Every kind of counter is non-zero at once: pages shared, pages sharing, items in the
+    unstable tree and dups under a chain."""
+    return (s.pages_shared > 0 and s.pages_sharing > 0 and s.pages_unshared > 0
+            and s.stable_node_dups > 0)
+
+
+def _ksm_witness(rule_id: str, check: Callable[[ksm.KsmState], list[str]],
+                 premise: KsmPremise, what: str) -> Outcome:
+    ex = exploration()
+    for s, prog in ex.reached:
+        if premise(s) and not check(s) and not ksm.check_invariants(s):
+            return Outcome(PROVED, f"{rule_id} holds where {what}, after {len(prog) - 2} "
+                           "user steps", program(prog), states=ex.observations)
+    return Outcome(COUNTEREXAMPLE, f"{rule_id}: no reached state where {what}: the invariant "
+                   "is vacuous here", states=ex.observations)
+
+
+def _write_in_place(orig: Callable[..., Any]) -> Callable[..., Any]:
+    """A write to a KSM page stores into the shared page (break_cow forgotten): every other
+    mapping of that page reads the new content."""
+    def twin(s: ksm.KsmState, mm: Any, i: int, content: str) -> None:
+        pte = mm.ptes[i]
+        if pte is not None and pte >= 0 and s.pages[pte].ksm:
+            s.pages[pte].content = content
+            mm.expected[i] = content
+            return
+        orig(s, mm, i, content)
+    return twin
+
+
+def _candidate_at_limit(orig: Callable[..., Any]) -> Callable[..., Any]:
+    """is_page_sharing_candidate tests ``rmap_hlist_len <= max_page_sharing`` (off by one):
+    a full stable node takes one more item."""
+    return lambda node, mps, offset=0: orig(node, mps + 1, offset)
+
+
+KSM_INV_OBLIGATIONS: tuple[tuple[str, Callable[[ksm.KsmState], list[str]], KsmPremise, Twin],
+                           ...] = (
+    ("KSM-INV-001", ksm.check_isolation, _premise_isolation,
+     Twin(("KSM-INV-001", "KSM-OP-012"), "spec.ksm:_write", _write_in_place,
+          _write_in_place.__doc__ or "")),
+    ("KSM-INV-002", ksm.check_stable_nodes, _premise_stable_nodes,
+     Twin(("KSM-INV-002", "KSM-OP-004"), "spec.ksm:_candidate", _candidate_at_limit,
+          _candidate_at_limit.__doc__ or "")),
+    # The existing twin of ``_stable_tree_insert`` (checker.ksm_twins, KSM-OP-005) is the one
+    # of the area's twins that this exploration catches: it breaks the counters.
+    ("KSM-INV-003", ksm.check_counters, _premise_counters, ksm_twins.TWINS["KSM-OP-005"]),
+)
+
+
+def _ksm_twin(rule_id: str, check: Callable[[ksm.KsmState], list[str]], twin: Twin) -> Outcome:
+    with installed(twin):
+        ex = explore_programs()
+        for s, prog in ex.reached:
+            bad = check(s)
+            if bad:
+                doc = " ".join(twin.doc.split())
+                text = (f"# with {twin.target} replaced by the twin ({doc}),\n"
+                        "# installed by checker.spec_twins.installed\n" + program(prog))
+                return Outcome(COUNTEREXAMPLE, f"{rule_id}: {bad[0]}", text,
+                               states=ex.observations)
+    return Outcome(PROVED, f"the twin never broke {rule_id}", states=ex.observations)
+
+
+def _register_invariant_obligations() -> None:
+    for rid, check, premise, twin in KSM_INV_OBLIGATIONS:
+        what = " ".join((premise.__doc__ or "").split()).rstrip(".")
+        what = what[0].lower() + what[1:]
+        add(f"ksm.nonvacuity.{rid}", [rid],
+            functools.partial(_ksm_witness, rid, check, premise, what), PROVED,
+            ["bounded", "nonvacuity"],
+            f"Non-vacuity of {rid}: a program of up to {DEPTH} steps reaches a state where "
+            f"every invariant holds and {what}; the program is printed.", exploration)
+        add(f"ksm.twin.{rid}", list(dict.fromkeys([rid, *twin.rules])),
+            functools.partial(_ksm_twin, rid, check, twin), COUNTEREXAMPLE,
+            ["bounded", "twin"],
+            f"Broken twin of {rid}, expected to fail: {' '.join(twin.doc.split())} The bounded "
+            "exploration, redone with the twin installed, reaches a state the invariant rejects.")
+
+
+_register_invariant_obligations()

@@ -8,21 +8,40 @@ The state-space explorations of the NOLOCK area pin their own counts in
 
 from __future__ import annotations
 
+import contextlib
+import functools
 import itertools
+from collections.abc import Callable
+from typing import Any
 
 import spec.constants as C
-from proofs.runner import COUNTEREXAMPLE, PROVED, Outcome, obligation
+from checker.explore import ExploreResult, explore
+from checker.nolock_explore import annotated_trace
+from checker.spec_twins import Twin, installed
+from proofs.runner import COUNTEREXAMPLE, PROVED, Outcome, add, obligation
 from spec.nolock import (
     ALL_VARIANTS,
+    ENTRY_STEPS,
     HARDIRQ,
     NMI,
     NOLOCK_GFP,
+    PCP,
+    SECTION,
     SOFTIRQ,
+    STATE_RULES,
     TASK,
     VARIANTS,
+    ZONE_LOCK,
+    Frame,
+    NolockModel,
+    NolockState,
+    check_state,
+    default_config,
+    describe_state,
     gfpflags_allow_spinning,
     may_interrupt,
     nolock_refuses,
+    successors,
 )
 
 LEVELS = (TASK, SOFTIRQ, HARDIRQ, NMI)
@@ -131,3 +150,168 @@ def refuses() -> Outcome:
                       got == want))
     assert set(VARIANTS) <= set(ALL_VARIANTS)
     return _first_failure(cases, "refusals by order and context")
+
+
+# --- every NOLOCK invariant: a non-vacuity witness and a broken twin (bounded) -------------
+#
+# Both kinds run the NOLOCK explorer (:func:`checker.explore.explore`, breadth-first, so the
+# trace printed is a shortest one) on a small configuration of ``spec.nolock``. A witness is
+# a reachable state where the invariant holds and its premise is exercised; a twin is a
+# plausible wrong version of the operation the invariant protects (a NOLOCK bug-zoo variant,
+# or a spec function replaced with :func:`checker.spec_twins.installed`), under which the
+# exploration must reach a state the invariant rejects. Both stop at the first such state;
+# the distinct states seen by then are the obligation's state count.
+
+NolockPremise = Callable[[NolockModel, NolockState], bool]
+#: The explored configuration of the witnesses and of the new twins: v6.18 on one CPU (the
+#: task allocates GFP_KERNEL_ACCOUNT, frees and drains; a hardirq allocates GFP_ATOMIC and
+#: frees; an NMI frees a page it holds with free_pages_nolock, then allocates with
+#: alloc_pages_nolock and frees that), 4,483 states in all.
+WITNESS_CONFIG = ("v6.18", 1)
+
+
+def _nolock_rule(rule_id: str) -> Callable[[NolockModel, NolockState], str | None]:
+    return dict(STATE_RULES)[rule_id]
+
+
+def _replay_text(config: tuple[str, int | None], m: NolockModel, s: NolockState,
+                 trace: list[Any], what: str) -> str:
+    """Valid Python replaying ``trace`` on the spec (labels are unique among a state's
+    successors), with the annotated trace and the final state as comments."""
+    variant, cpus = config
+    lines = [f"# {what}: {len(trace)} moves",
+             "from spec.nolock import NolockModel, default_config, successors",
+             f"m = NolockModel(default_config({variant!r}, cpus={cpus!r}))",
+             "s = m.initial()"]
+    for label, text in zip(trace, annotated_trace(m, trace), strict=True):
+        lines.append(f"s = dict(successors(m, s))[{label!r}]  # {text}")
+    lines += [f"# {line}" for line in describe_state(m, s).splitlines()]
+    return "\n".join(lines)
+
+
+def _search(config: tuple[str, int | None], hit: Callable[[NolockModel, NolockState], bool]
+            ) -> tuple[NolockModel, ExploreResult]:
+    variant, cpus = config
+    m = NolockModel(default_config(variant, cpus=cpus))
+    res = explore([m.initial()], lambda s: successors(m, s),
+                  check=lambda s: "hit" if hit(m, s) else None, stop_at_first=True)
+    return m, res
+
+
+def _nolock_witness(rule_id: str, premise: NolockPremise, what: str) -> Outcome:
+    inv = _nolock_rule(rule_id)
+    m, res = _search(WITNESS_CONFIG, lambda m, s: not s.bad and check_state(m, s) is None
+                     and inv(m, s) is None and premise(m, s))
+    if not res.violations:
+        return Outcome(COUNTEREXAMPLE, f"{rule_id}: no reachable state where {what} "
+                       f"({res.states} states): the invariant is vacuous here",
+                       states=res.states)
+    v = res.violations[0]
+    return Outcome(PROVED, f"{rule_id} holds where {what}, {len(v.trace)} moves from boot",
+                   _replay_text(WITNESS_CONFIG, m, v.state, v.trace, "witness"),
+                   states=res.states)
+
+
+def _nolock_twin(rule_id: str, config: tuple[str, int | None], twin: Twin | None,
+                 what: str) -> Outcome:
+    inv = _nolock_rule(rule_id)
+    with installed(twin) if twin is not None else contextlib.nullcontext():
+        m, res = _search(config, lambda m, s: inv(m, s) is not None)
+        if not res.violations:
+            return Outcome(PROVED, f"{what}: no state breaks {rule_id} ({res.states} states)",
+                           states=res.states)
+        v = res.violations[0]
+        text = _replay_text(config, m, v.state, v.trace, f"{rule_id}: {inv(m, v.state)}")
+    if twin is not None:
+        text = (f"# with {twin.target} replaced by {twin.make.__name__} of proofs.nolock, "
+                f"installed by checker.spec_twins.installed\n{text}")
+    return Outcome(COUNTEREXAMPLE, f"{what}: {inv(m, v.state)}", text, states=res.states)
+
+
+def _below_top(m: NolockModel, s: NolockState, test: Callable[[int, Frame], bool]) -> bool:
+    """Some CPU runs a context interrupted (not the top of its stack) that passes ``test``."""
+    return any(test(cpu, f) for cpu, st in enumerate(s.stacks) for f in st[:-1])
+
+
+def _premise_places(m: NolockModel, s: NolockState) -> bool:
+    """Pages in three kinds of place at once: a pcp list, the buddy list, a context's hand."""
+    return any(s.pcp) and s.buddy != 0 and any(p >= 0 for p in s.hands)
+
+
+def _premise_sections(m: NolockModel, s: NolockState) -> bool:
+    """An interrupt over a context inside a pcp critical section."""
+    return _below_top(m, s, lambda cpu, f: bool(SECTION.get(f[2], 0) & PCP))
+
+
+def _premise_counters(m: NolockModel, s: NolockState) -> bool:
+    """A page charged from the memcg stock, a page on a pcp list (not counted in
+    NR_FREE_PAGES) and NR_FREE_PAGES below the pages that started free."""
+    return s.charged > 0 and any(s.pcp) and s.nr_free < m.initial().nr_free
+
+
+def _premise_balanced(m: NolockModel, s: NolockState) -> bool:
+    """An interrupt starts an operation over a context that holds a lock."""
+    return any(len(st) >= 2 and st[-1][2] in ENTRY_STEPS
+               and any(cpu * 4 + f[0] in s.locks for f in st[:-1])
+               for cpu, st in enumerate(s.stacks))
+
+
+def _pcp_list_del_forgotten(orig: Callable[..., Any]) -> Callable[..., Any]:
+    """``list_del`` forgotten: the page taken from the head of the pcp list stays on it."""
+    return lambda lst, pfn: lst
+
+
+def _bulk_free_uncounted(orig: Callable[..., Any]) -> Callable[..., Any]:
+    """free_pcppages_bulk puts the pages back on the buddy list without
+    ``__mod_zone_freepage_state``: NR_FREE_PAGES misses them."""
+    def twin(s: NolockState, cpu: int, n: int) -> tuple[tuple[int, ...], int, int]:
+        lst, buddy, _ = orig(s, cpu, n)
+        return lst, buddy, 0
+    return twin
+
+
+def _zone_unlock_forgotten(orig: Callable[..., Any]) -> Callable[..., Any]:
+    """``spin_unlock(&zone->lock)`` forgotten on every path: the lock stays held."""
+    return lambda s, lock: s.locks if lock == ZONE_LOCK else orig(s, lock)
+
+
+NOLOCK_INV_OBLIGATIONS: tuple[tuple[str, NolockPremise, tuple[str, int | None],
+                                    Twin | None, str], ...] = (
+    ("NOLOCK-INV-001", _premise_places, WITNESS_CONFIG,
+     Twin(("NOLOCK-INV-001", "NOLOCK-OP-007"), "spec.nolock:pcp_list_del",
+          _pcp_list_del_forgotten, _pcp_list_del_forgotten.__doc__ or ""),
+     "the pcp list_del forgotten"),
+    ("NOLOCK-INV-002", _premise_sections, ("smp-n-nmi", None), None,
+     "bug zoo smp-n-nmi (6.18 as released on UP: an NMI's spin_trylock always succeeds)"),
+    ("NOLOCK-INV-003", _premise_counters, WITNESS_CONFIG,
+     Twin(("NOLOCK-INV-003",), "spec.nolock:_bulk_free", _bulk_free_uncounted,
+          _bulk_free_uncounted.__doc__ or ""),
+     "free_pcppages_bulk without __mod_zone_freepage_state"),
+    ("NOLOCK-INV-004", _premise_balanced, WITNESS_CONFIG,
+     Twin(("NOLOCK-INV-004",), "spec.nolock:_release", _zone_unlock_forgotten,
+          _zone_unlock_forgotten.__doc__ or ""),
+     "zone->lock never released"),
+)
+
+
+def _register_invariant_obligations() -> None:
+    for rid, premise, twin_config, twin, twin_what in NOLOCK_INV_OBLIGATIONS:
+        what = " ".join((premise.__doc__ or "").split()).rstrip(".")
+        what = what[0].lower() + what[1:]
+        add(f"nolock.nonvacuity.{rid}", [rid],
+            functools.partial(_nolock_witness, rid, premise, what), PROVED,
+            ["bounded", "nonvacuity"],
+            f"Non-vacuity of {rid}: a state reachable in v6.18 on one CPU where the invariant "
+            f"holds and {what}; the shortest trace to it is printed as Python.")
+        rules = [rid] if twin is None else list(dict.fromkeys([rid, *twin.rules]))
+        variant = twin_config[0]
+        add(f"nolock.twin.{rid}", rules,
+            functools.partial(_nolock_twin, rid, twin_config, twin, twin_what),
+            COUNTEREXAMPLE, ["bounded", "twin"],
+            f"Broken twin of {rid}, expected to fail: {twin_what}"
+            + (f" ({twin.doc})" if twin is not None else "")
+            + f"; the exploration of {variant} on {twin_config[1] or 'its default'} CPU(s) "
+            "reaches a state the invariant rejects, printed with its shortest trace.")
+
+
+_register_invariant_obligations()

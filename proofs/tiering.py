@@ -9,15 +9,32 @@ where the record cannot deliver it.
 
 from __future__ import annotations
 
+import functools
+from collections import Counter
+from collections.abc import Callable
 from typing import Any
 
+import attrs
 import z3
 
-from proofs.runner import COUNTEREXAMPLE, Outcome, all_of, check_claim, obligation
+import spec.tiering as T
+from checker import tier_twins
+from checker.explore import ExploreResult, explore
+from checker.spec_twins import Twin, installed
+from proofs.runner import COUNTEREXAMPLE, PROVED, Outcome, add, all_of, check_claim, obligation
+from spec import pghot
 from spec.kpromoted import kpromoted_new_window
 from spec.numab import adjust_threshold, hint_fault_latency, rate_limit_slot
 from spec.pghot import DEFAULT, PRECISE, Layout, pghot_access_latency, pghot_update_record
-from spec.tier_state import DEFAULT_WINDOW_MS
+from spec.tier_common import CHMU_DEVICE, NUMA_NO_NODE, PGHOT_HINT_FAULT, ite, ult
+from spec.tier_state import (
+    DEFAULT_WINDOW_MS,
+    NodeConfig,
+    TierConfig,
+    TierError,
+    TierState,
+    initial_state,
+)
 
 FREQ_THRESHOLD = 2
 
@@ -198,3 +215,238 @@ def kpromoted_window_as_posted() -> Outcome:
     now``, unsigned): an access one jiffy into the window wraps to a huge difference and
     restarts it, so the frequency never passes 1 except for accesses in the same jiffy."""
     return _window_claim(True, small=True)
+
+
+# --- every TIER invariant: a non-vacuity witness and a broken twin (bounded) --------------
+#
+# A small breadth-first exploration of ``spec.tiering``'s operations (record_access,
+# promote_pass, demote, numa_scan, and time passing) on a tiny machine, with
+# :func:`checker.explore.explore`: a state is the spec state and the clock. A witness is the
+# first state (a shortest program) where the invariant, and every other, holds and its premise
+# is exercised; a twin replaces a spec function with a plausible wrong version
+# (:func:`checker.spec_twins.installed`; the area's own twins of ``checker.tier_twins`` where
+# one fits) and the exploration must reach a state the invariant rejects. Programs print as
+# Python; the distinct (state, clock) pairs seen when the search stops are the state count.
+
+
+@attrs.frozen
+class TierBound:
+    """A tiny machine and the moves explored on it."""
+
+    config: TierConfig
+    pages: tuple[int, ...]        #: pages accessed (and demoted, when on a top tier)
+    nids: tuple[int, ...] = (0,)  #: accessing nodes
+    src: int = PGHOT_HINT_FAULT
+    ticks: tuple[int, ...] = ()   #: jiffies that may pass between two operations
+    promote: tuple[int, ...] = ()  #: nodes whose promotion pass may run
+    demote: bool = False
+    scan: bool = False
+    depth: int = 5
+
+
+def _tier_cfg(variant: str, nodes: tuple[NodeConfig, ...], placement: tuple[int, ...],
+              **kw: Any) -> TierConfig:
+    return TierConfig(variant=variant, nodes=nodes, placement=placement, page_shift=20,
+                      promote_rate_limit_MBps=1, enough_floor_pages=100, pages_per_section=8,
+                      kmigrated_batch_nr=2, **kw)
+
+
+TOP, LOWER = (lambda cap: NodeConfig(cap, True, True)), (lambda cap: NodeConfig(cap, False, False))
+#: pghot v6 (default mode): a top-tier node with room for two more pages, a lower-tier node
+#: with room for one more; one promotion per second per node (1 MB/s of 1 MB pages) and no
+#: free-space bypass (enough_floor_pages 100), so promotions take the rate-limited path.
+V6 = TierBound(_tier_cfg("pghot-v6-default", (TOP(3), LOWER(3)), (0, 1, 1)), pages=(0, 1, 2),
+               ticks=(1001,), promote=(1,), demote=True, depth=5)
+#: The same with the lower tier full: demotion has nowhere to go.
+V6_FULL = TierBound(_tier_cfg("pghot-v6-default", (TOP(2), LOWER(2)), (0, 1, 1)), pages=(0,),
+                    demote=True, depth=2)
+#: NUMA balancing's tiering mode: the scan marks pages PROT_NONE.
+NUMAB2 = TierBound(_tier_cfg("numab2", (TOP(2), LOWER(2)), (0, 1)), pages=(0, 1), scan=True,
+                   depth=2)
+#: pghot v2: one page accessed again and again from one node (its window never restarts).
+V2 = TierBound(_tier_cfg("pghot-v2", (TOP(2), LOWER(4)), (0, 1, 1)), pages=(1,), depth=8)
+#: A CHMU with one 2-bit counter, epoch mode.
+CHMU = TierBound(_tier_cfg("chmu", (TOP(2), LOWER(4)), (0, 1, 1), chmu_counters=1,
+                           chmu_counter_bits=2), pages=(1,), src=CHMU_DEVICE, depth=5)
+
+TierNode = tuple[TierState, int]
+
+
+def _tier_successors(b: TierBound, node: TierNode) -> list[tuple[str, TierNode]]:
+    s, now = node
+    out: list[tuple[str, TierNode]] = [(f"now += {dt}", (s, now + dt)) for dt in b.ticks]
+    calls: list[tuple[str, Callable[[], tuple[TierState, Any]]]] = []
+    for p in b.pages:
+        for nid in b.nids:
+            calls.append((f"record_access(s, {p}, {nid}, {b.src}, now)",
+                          functools.partial(T.record_access, s, p, nid, b.src, now)))
+        if b.demote and s.config.toptier(s.node_of[p]):
+            calls.append((f"demote(s, {p})", functools.partial(T.demote, s, p)))
+    calls += [(f"promote_pass(s, {nid}, now)", functools.partial(T.promote_pass, s, nid, now))
+              for nid in b.promote]
+    if b.scan:
+        calls.append((f"numa_scan(s, {list(b.pages)}, now)",
+                      functools.partial(T.numa_scan, s, list(b.pages), now)))
+    for text, call in calls:
+        try:
+            s2, _ = call()
+        except TierError:
+            continue
+        out.append((f"s, _ = T.{text}", (s2, now)))
+    return out
+
+
+def _tier_search(b: TierBound, hit: Callable[[TierState], bool]) -> ExploreResult:
+    return explore([(initial_state(b.config), 0)], lambda n: _tier_successors(b, n),
+                   check=lambda n: "hit" if hit(n[0]) else None, max_depth=b.depth,
+                   stop_at_first=True)
+
+
+def _tier_program(b: TierBound, trace: list[str]) -> str:
+    return "\n".join(["from spec import tiering as T",
+                      "from spec.tier_state import NodeConfig, TierConfig, initial_state",
+                      f"s, now = initial_state({b.config!r}), 0", *trace])
+
+
+TierCheck = Callable[[TierState], list[str]]
+
+
+def _tier_witness(rule_id: str, check: TierCheck, b: TierBound,
+                  premise: Callable[[TierState], bool], what: str) -> Outcome:
+    res = _tier_search(b, lambda s: premise(s) and not T.check_invariants(s))
+    if not res.violations:
+        return Outcome(COUNTEREXAMPLE, f"{rule_id}: no state within {b.depth} steps where "
+                       f"{what}: the invariant is vacuous here", states=res.states)
+    v = res.violations[0]
+    assert not check(v.state[0])
+    return Outcome(PROVED, f"{rule_id} holds where {what}, {len(v.trace)} steps from boot",
+                   _tier_program(b, v.trace), states=res.states)
+
+
+def _tier_twin(rule_id: str, check: TierCheck, b: TierBound, twin: Twin) -> Outcome:
+    with installed(twin):
+        res = _tier_search(b, lambda s: bool(check(s)))
+        if not res.violations:
+            return Outcome(PROVED, f"the twin never broke {rule_id} within {b.depth} steps",
+                           states=res.states)
+        v = res.violations[0]
+        bad = check(v.state[0])[0]
+    doc = " ".join(twin.doc.split())
+    text = (f"# with {twin.target} replaced by the twin ({doc}),\n"
+            "# installed by checker.spec_twins.installed\n" + _tier_program(b, v.trace))
+    return Outcome(COUNTEREXAMPLE, f"{rule_id}: {bad}", text, states=res.states)
+
+
+def _moved(s: TierState, up: bool) -> bool:
+    cfg = s.config
+    return any(cfg.toptier(n) == up and cfg.toptier(p0) != up
+               for n, p0 in zip(s.node_of, cfg.placement, strict=True))
+
+
+def _premise_one_node(s: TierState) -> bool:
+    """A page was promoted to the top tier and another demoted from it."""
+    return _moved(s, True) and _moved(s, False)
+
+
+def _premise_capacity(s: TierState) -> bool:
+    """A migration filled a node to its capacity."""
+    held = Counter(s.node_of)
+    return s.node_of != s.config.placement and any(
+        held[nid] == n.capacity for nid, n in enumerate(s.config.nodes))
+
+
+def _premise_rate_limit(s: TierState) -> bool:
+    """A node promoted rate_limit pages in the current one-second slot: the limit is
+    reached."""
+    lim = s.config.rate_limit_pages
+    return any(p.slot_promoted == lim for p in s.pgdat)
+
+
+def _premise_lower_tier(s: TierState) -> bool:
+    """A tracked page was promoted (its record consumed) while another lower-tier page is
+    still tracked."""
+    return _moved(s, True) and bool(s.records)
+
+
+def _premise_records(s: TierState) -> bool:
+    """A record's frequency is saturated at its field's maximum and its ready bit is
+    set."""
+    lay = pghot.LAYOUTS.get(s.config.variant)
+    return lay is not None and any(
+        isinstance(r, int) and (r >> lay.freq_shift) & lay.freq_max == lay.freq_max
+        and r >> lay.ready_bit & 1 for _, r in s.records)
+
+
+def _premise_structures(s: TierState) -> bool:
+    """Every CHMU counter is in use and one is saturated at 2**counter_bits - 1."""
+    cfg = s.config
+    return len(s.chmu_counters) == cfg.chmu_counters and any(
+        c == (1 << cfg.chmu_counter_bits) - 1 for _, c in s.chmu_counters)
+
+
+def _demote_to_no_node(orig: Callable[..., Any]) -> Callable[..., Any]:
+    """demote_folio_list without its ``target_nid == NUMA_NO_NODE`` test: with every
+    lower-tier node full, the page is "migrated" to NUMA_NO_NODE."""
+    def twin(s: TierState, pfn: int) -> tuple[TierState, int | None]:
+        s2, nid = orig(s, pfn)
+        if nid is None:
+            node_of = list(s2.node_of)
+            node_of[pfn] = NUMA_NO_NODE
+            return attrs.evolve(s2, node_of=tuple(node_of)), NUMA_NO_NODE
+        return s2, nid
+    return twin
+
+
+def _rate_limit_never_throttles(orig: Callable[..., Any]) -> Callable[..., Any]:
+    """numa_promotion_rate_limit always lets the candidate through (the slot is kept)."""
+    def twin(*a: Any) -> Any:
+        _, start, base = orig(*a)
+        return False, start, base
+    return twin
+
+
+def _v2_frequency_unmasked(orig: Callable[..., Any]) -> Callable[..., Any]:
+    """The v2 increment in a plain u32 rather than the 3-bit field: 7 becomes 8, which the
+    record's frequency:3 cannot hold."""
+    return lambda freq: ite(ult(freq, 8), freq + 1, freq)
+
+
+TIER_INV_OBLIGATIONS: tuple[tuple[str, TierCheck, TierBound, Callable[[TierState], bool],
+                                  TierBound, Twin], ...] = (
+    ("TIER-INV-001", T.one_node_per_page, V6, _premise_one_node, V6_FULL,
+     Twin(("TIER-INV-001", "TIER-OP-040"), "spec.tiering:demote", _demote_to_no_node,
+          _demote_to_no_node.__doc__ or "")),
+    ("TIER-INV-002", T.capacity, V6, _premise_capacity, V6_FULL,
+     tier_twins.TWINS["TIER-OP-040"]),
+    ("TIER-INV-003", T.rate_limit_respected, V6, _premise_rate_limit, V6,
+     Twin(("TIER-INV-003", "TIER-POL-021"), "spec.numab:rate_limit_slot",
+          _rate_limit_never_throttles, _rate_limit_never_throttles.__doc__ or "")),
+    ("TIER-INV-004", T.records_only_lower_tier, V6, _premise_lower_tier, NUMAB2,
+     tier_twins.TWINS["TIER-OP-021"]),
+    ("TIER-INV-005", T.records_well_formed, V6, _premise_records, V2,
+     Twin(("TIER-INV-005", "TIER-POL-012"), "spec.pghot:v2_next_frequency",
+          _v2_frequency_unmasked, _v2_frequency_unmasked.__doc__ or "")),
+    ("TIER-INV-006", T.bounded_structures, CHMU, _premise_structures, CHMU,
+     tier_twins.TWINS["TIER-OP-030"]),
+)
+
+
+def _register_invariant_obligations() -> None:
+    for rid, check, wb, premise, tb, twin in TIER_INV_OBLIGATIONS:
+        what = " ".join((premise.__doc__ or "").split()).rstrip(".")
+        what = what[0].lower() + what[1:]
+        add(f"tier.nonvacuity.{rid}", [rid],
+            functools.partial(_tier_witness, rid, check, wb, premise, what), PROVED,
+            ["bounded", "nonvacuity"],
+            f"Non-vacuity of {rid}: on a tiny {wb.config.variant} machine, a program of up "
+            f"to {wb.depth} steps reaches a state where every TIER invariant holds and "
+            f"{what}; the program is printed.")
+        add(f"tier.twin.{rid}", list(dict.fromkeys([rid, *twin.rules])),
+            functools.partial(_tier_twin, rid, check, tb, twin), COUNTEREXAMPLE,
+            ["bounded", "twin"],
+            f"Broken twin of {rid}, expected to fail: {' '.join(twin.doc.split())} On a tiny "
+            f"{tb.config.variant} machine a program of up to {tb.depth} steps reaches a state "
+            "the invariant rejects.")
+
+
+_register_invariant_obligations()
