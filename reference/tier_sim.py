@@ -356,7 +356,11 @@ class _Run:
             sample = sample[node_of[sample] == nid]
             if len(sample) >= 64:
                 cutoff = np.quantile(la[sample], min(1.0, 2.0 * want / used))
-                cand = np.flatnonzero((la <= cutoff) & (node_of == nid))
+                # la holds integers: la <= cutoff iff la <= floor(cutoff), compared as int32
+                # (not by converting the whole array to float64).
+                below = la <= np.int32(np.floor(cutoff))
+                below &= node_of == nid
+                cand = np.flatnonzero(below)
                 if len(cand) >= want:
                     return cand[np.argpartition(la[cand], want - 1)[:want]]
         on = np.flatnonzero(node_of == nid)
@@ -406,6 +410,19 @@ class _Run:
         bins_per = max(1, p.bin_ms // p.chunk_ms)
         bh = ba = 0
         pol = self.policy
+        # Loop invariants, hoisted (the same values as computing them per chunk).
+        cpu_arr = np.asarray(cpu_nodes, dtype=np.int64)
+        remote = sockets[None, :] != sockets[cpu_nodes][:, None] if len(cpu_nodes) else None
+        lat_cpu = lat[cpu_nodes]
+        lat_own = lat[cpu_nodes, cpu_nodes]
+        bw_own = bw[cpu_nodes]
+        #: one CPU node: every access comes from it (the workload's CPU indices are all 0).
+        one_cpu = len(cpu_nodes) == 1
+        cpus_one = np.full(per_chunk, cpu_nodes[0], dtype=np.int64) if one_cpu else None
+        cnt_buf = np.zeros((nn, nn), dtype=np.int64)
+        #: last_cpu starts at 0: with node 0 the only CPU node it never changes.
+        track_cpu = not (one_cpu and cpu_nodes[0] == 0)
+        offs = (np.arange(per_chunk) * p.chunk_ms) // per_chunk
         for c in range(n_chunks):
             t0 = c * chunk_ns
             frac = c / n_chunks
@@ -414,38 +431,42 @@ class _Run:
                     (t0 // 1_000_000) % p.scan_period_ms == 0:
                 self.scan(now_j)
             pages, cpus8 = self.wl.generate(per_chunk, frac)
-            cpus = np.asarray(cpu_nodes, dtype=np.int64)[cpus8.astype(np.int64)]
-            mem = mach.node_of[pages].astype(np.int64)
-            cnt = np.bincount(cpus * nn + mem, minlength=nn * nn).reshape(nn, nn)
+            if one_cpu:
+                assert cpus_one is not None
+                cpus = cpus_one
+                mem = mach.node_of[pages]
+                cnt = cnt_buf
+                cnt[cpu_nodes[0]] = np.bincount(mem, minlength=nn)
+            else:
+                cpus = cpu_arr[cpus8.astype(np.int64)]
+                mem = mach.node_of[pages].astype(np.int64)
+                cnt = np.bincount(cpus * nn + mem, minlength=nn * nn).reshape(nn, nn)
             node_bytes = cnt.sum(axis=0) * scale * 64 + self.mig_bytes
             self.mig_bytes[:] = 0
             u = node_bytes / chunk_s / bw
-            remote = sockets[None, :] != sockets[cpu_nodes][:, None] \
-                if len(cpu_nodes) else None
-            link_bytes = float((cnt[cpu_nodes] * remote).sum()) * scale * 64 \
+            cnt_cpu = cnt[cpu_nodes]
+            link_bytes = float((cnt_cpu * remote).sum()) * scale * 64 \
                 if remote is not None else 0.0
             lu = _loaded(link_bytes / chunk_s / (m.link_gbs * 1e9))
             f = _loaded(u)
-            per = lat[cpu_nodes] * f[None, :]
+            per = lat_cpu * f[None, :]
             if remote is not None:
                 per = np.where(remote, per * lu, per)
-            self.lat_sum += float((cnt[cpu_nodes] * per).sum())
+            self.lat_sum += float((cnt_cpu * per).sum())
             # all-fast: each CPU node's accesses on its own local DRAM
             own = cnt.sum(axis=1)[cpu_nodes]
-            u_own = own * scale * 64 / chunk_s / bw[cpu_nodes]
-            self.allfast_sum += float((own * lat[cpu_nodes, cpu_nodes] * _loaded(u_own)).sum())
+            u_own = own * scale * 64 / chunk_s / bw_own
+            self.allfast_sum += float((own * lat_own * _loaded(u_own)).sum())
             h = int(cnt[:, self.top].sum())
             self.hits += h
             self.accesses += per_chunk
             bh += h
             ba += per_chunk
             self.last_access[pages] = c
-            if len(cpu_nodes) > 1:
+            if track_cpu:
                 self.last_cpu[pages] = cpus
-            else:
-                self.last_cpu[pages] = cpu_nodes[0]
             self.interval_pages.append(pages)
-            times_j = now_j + (np.arange(per_chunk) * p.chunk_ms) // per_chunk
+            times_j = now_j + offs
             # --- sources and promotion ---
             if pol == "numab2":
                 before = int(mach.stats.get("numa_hint_faults", 0))

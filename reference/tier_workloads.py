@@ -90,16 +90,43 @@ def zipf_cdf(n: int, theta: float) -> np.ndarray:
     return c / c[-1]
 
 
+class ZipfKeys:
+    """``np.searchsorted(cdf, u)`` for uniform ``u`` in [0, 1), exactly, through a guide table
+    (Chen and Asau): ``guide[g]`` is the first key whose cdf reaches ``g / G`` (G a power of
+    two, so ``floor(u * G) / G <= u`` holds exactly in floating point), and each key then
+    walks up while its cdf is below ``u`` (a few steps: G is about 4 keys per slot). One
+    gather per draw instead of a binary search over a cdf far larger than the cache."""
+
+    def __init__(self, cdf: np.ndarray) -> None:
+        if not len(cdf) or cdf[-1] != 1.0:
+            raise WorkloadError("ZipfKeys needs a cdf ending at 1.0")
+        self.cdf = cdf
+        self.slots = 1 << max(10, min(22, (4 * len(cdf) - 1).bit_length()))
+        self.guide = np.searchsorted(cdf, np.arange(self.slots + 1) / self.slots
+                                     ).astype(np.int32)
+
+    def __call__(self, u: np.ndarray) -> np.ndarray:
+        k = self.guide[(u * self.slots).astype(np.int64)].astype(np.int64)
+        cdf = self.cdf
+        # cdf[-1] == 1.0 > u: the walk stops at the last key at the latest.
+        act = np.flatnonzero(cdf[k] < u)
+        while len(act):
+            k[act] += 1
+            act = act[cdf[k[act]] < u[act]]
+        return k
+
+
 class Zipf(Workload):
     name = "zipf"
 
     def __init__(self, footprint: int, seed: int = 0, theta: float = 0.99) -> None:
         super().__init__(footprint, seed)
         self.cdf = zipf_cdf(footprint, theta)
+        self.keys = ZipfKeys(self.cdf)
         self.perm = self.rng.permutation(footprint)
 
     def pages(self, n: int, frac: float) -> np.ndarray:
-        keys = np.searchsorted(self.cdf, self.rng.random(n))
+        keys = self.keys(self.rng.random(n))
         return self.perm[np.minimum(keys, self.footprint - 1)]
 
 
@@ -158,11 +185,12 @@ class Graph500(Workload):
         super().__init__(footprint, seed)
         self.half = footprint // 2
         self.cdf = zipf_cdf(self.half, theta)
+        self.keys = ZipfKeys(self.cdf)
         self.perm = self.rng.permutation(self.half)
 
     def generate(self, n: int, frac: float) -> tuple[np.ndarray, np.ndarray]:
         cpu = self.rng.integers(0, 2, n).astype(np.int8)
-        keys = np.minimum(np.searchsorted(self.cdf, self.rng.random(n)), self.half - 1)
+        keys = np.minimum(self.keys(self.rng.random(n)), self.half - 1)
         return self.perm[keys] + cpu.astype(np.int64) * self.half, cpu
 
 

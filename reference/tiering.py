@@ -471,18 +471,27 @@ class TierMachine:
         rest, rtimes, rpos = pages[nb:], times[nb:], pos[nb:]
         bits_mask = (1 << cfg.access_time_bits) - 1
         now_ms = rtimes * (1000 // cfg.hz)
-        rate = cfg.promote_rate_limit_MBps << (20 - cfg.page_shift)
-        m32 = 0xFFFFFFFF
-        quiet = bool(((now_ms & m32) - p["nbp_th_start"] & m32 <= cfg.scan_period_max_ms).all()
-                     and ((now_ms & m32) - p["nbp_rl_start"] & m32 <= 1000).all()
-                     and p["pgpromote_candidate"] + len(rest) - p["nbp_rl_nr_cand"] < rate)
-        if not quiet:
-            for q, pfn, now in zip(rpos.tolist(), rest.tolist(), rtimes.tolist(), strict=True):
-                got = self._fault_one(pfn, t, now)
-                if got is not None:
-                    oq.append(np.array([q]))
-                    og.append(np.array([pfn]))
-                    oc.append(np.array([1 if got == "ok" else 2]))
+        if not self._quiet(t, now_ms):
+            # One fault at a time until the rest is quiet (typically after the first, which
+            # starts a new rate-limit slot), checking after 1, 2, 4, ... faults; the rest then
+            # goes through _faults_to again, from the state reached.
+            n, i, step = len(rest), 0, 1
+            while i < n:
+                j = min(n, i + step)
+                for q, pfn, now in zip(rpos[i:j].tolist(), rest[i:j].tolist(),
+                                       rtimes[i:j].tolist(), strict=True):
+                    got = self._fault_one(pfn, t, now)
+                    if got is not None:
+                        oq.append(np.array([q]))
+                        og.append(np.array([pfn]))
+                        oc.append(np.array([1 if got == "ok" else 2]))
+                i, step = j, 2 * step
+                if i < n and self._quiet(t, now_ms[i:]):
+                    q, g, c = self._faults_to(t, rest[i:], rtimes[i:], rpos[i:])
+                    oq.append(q)
+                    og.append(g)
+                    oc.append(c)
+                    break
             return done()
         last = np.where(self.stamped[rest], self.access_time[rest], 0)
         self.access_time[rest] = now_ms & bits_mask
@@ -500,6 +509,19 @@ class TierMachine:
         og.append(rest[passing[:moved]])
         oc.append(np.ones(moved, dtype=np.int64))
         return done()
+
+    def _quiet(self, t: int, now_ms: np.ndarray) -> bool:
+        """No threshold period and no rate-limit slot of target ``t`` ends at these fault
+        times (ms), and the rate limit cannot bind on this many candidates."""
+        cfg = self.config
+        p = self.pgdat[t]
+        rate = cfg.promote_rate_limit_MBps << (20 - cfg.page_shift)
+        m32 = 0xFFFFFFFF
+        if p["pgpromote_candidate"] + len(now_ms) - p["nbp_rl_nr_cand"] >= rate:
+            return False
+        ms = now_ms & m32
+        return bool(((ms - p["nbp_th_start"]) & m32 <= cfg.scan_period_max_ms).all()
+                    and ((ms - p["nbp_rl_start"]) & m32 <= 1000).all())
 
     def _promote_many(self, pages: np.ndarray, t: int) -> None:
         if not len(pages):
