@@ -20,6 +20,7 @@ UNVERIFIED): local DRAM 100 ns, remote DRAM 180 ns, CXL 250 ns (270 ns from the 
 
 from __future__ import annotations
 
+import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -28,7 +29,7 @@ from typing import Any
 import numpy as np
 
 from reference.tier_workloads import Workload, make
-from reference.tiering import TierMachine
+from reference.tiering import FIRST_UNSEEN, TierMachine, first_occurrences
 from spec.tier_common import KPROMOTED_HW_HINTS, KPROMOTED_PGTABLE_SCAN, PGHOT_HINT_FAULT
 from spec.tier_state import NodeConfig, TierConfig
 
@@ -190,6 +191,23 @@ def per_tib(policy: str, peak_record_frac: float = 1.0) -> int:
     return metadata_bytes(policy, pages, int(pages * peak_record_frac))
 
 
+def floor_quantile(vals: np.ndarray, q: float) -> int:
+    """``floor(np.quantile(vals, q))`` for integer ``vals``, computed as numpy's default
+    ("linear") method does (virtual index (n - 1) q, the two order statistics around it, and
+    numpy's ``_lerp``: ``a + (b - a) g`` below g = 0.5, ``b - (b - a) (1 - g)`` from it) but
+    without its generic machinery; the end points go to np.quantile itself."""
+    n = len(vals)
+    v = (n - 1) * q
+    if not 0 <= v < n - 1:
+        return int(np.floor(np.quantile(vals, q)))
+    lo = math.floor(v)
+    g = v - lo
+    part = np.partition(vals, (lo, lo + 1))
+    a, b = int(part[lo]), int(part[lo + 1])
+    d = b - a
+    return math.floor(b - d * (1 - g) if g >= 0.5 else a + d * g)
+
+
 def _loaded(u: np.ndarray | float) -> Any:
     u = np.minimum(u, 0.95)
     return 1.0 + u / (2.0 * (1.0 - u))
@@ -225,6 +243,7 @@ class _Run:
             freq_threshold=p.freq_threshold if policy.startswith("pghot") else 2)
         self.mach = TierMachine(cfg)
         self.prot_none = np.zeros(n, dtype=bool)
+        self.first_scratch = np.full(n, FIRST_UNSEEN, dtype=np.int64)
         #: chunk index of each page's last access (the LRU order kswapd demotes by).
         self.last_access = np.zeros(n, dtype=np.int32)
         self.abit = np.zeros(n, dtype=bool)
@@ -285,8 +304,7 @@ class _Run:
         hit = np.flatnonzero(self.prot_none[pages])
         if not len(hit):
             return hit
-        _, first = np.unique(pages[hit], return_index=True)
-        idx = hit[np.sort(first)]
+        idx = hit[first_occurrences(pages[hit], self.first_scratch)]
         self.prot_none[pages[idx]] = False
         return idx
 
@@ -355,10 +373,10 @@ class _Run:
             sample = self.rng.integers(0, len(la), 4096)
             sample = sample[node_of[sample] == nid]
             if len(sample) >= 64:
-                cutoff = np.quantile(la[sample], min(1.0, 2.0 * want / used))
-                # la holds integers: la <= cutoff iff la <= floor(cutoff), compared as int32
-                # (not by converting the whole array to float64).
-                below = la <= np.int32(np.floor(cutoff))
+                cutoff = floor_quantile(la[sample], min(1.0, 2.0 * want / used))
+                # la holds integers: la <= the quantile iff la <= its floor, compared as
+                # int32 (not by converting the whole array to float64).
+                below = la <= np.int32(cutoff)
                 below &= node_of == nid
                 cand = np.flatnonzero(below)
                 if len(cand) >= want:

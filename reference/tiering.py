@@ -30,6 +30,21 @@ FORMATS = {
 DTYPES = {8: np.uint8, 32: np.uint32, 64: np.uint64}
 
 
+#: the value of every entry of a :func:`first_occurrences` scratch array between calls.
+FIRST_UNSEEN = np.iinfo(np.int64).max
+
+
+def first_occurrences(values: np.ndarray, scratch: np.ndarray) -> np.ndarray:
+    """Mask of the first occurrence of each value in ``values`` (what
+    ``np.unique(values, return_index=True)`` finds, without sorting): ``scratch`` has an
+    entry per possible value, all FIRST_UNSEEN, and is left so."""
+    pos = np.arange(len(values))
+    np.minimum.at(scratch, values, pos)
+    first = scratch[values] == pos
+    scratch[values] = FIRST_UNSEEN
+    return first
+
+
 def _msecs(j: Any, hz: int) -> Any:
     return j * (1000 // hz)
 
@@ -84,9 +99,16 @@ class TierMachine:
         self.chmu_seen = 0
         self.chmu_overflow = 0
         self.window_ms = cfg.window_ms
+        self._first: np.ndarray | None = None
         self.window_j = -(-cfg.window_ms * cfg.hz // 1000)
 
     # --- helpers ---------------------------------------------------------------------------
+
+    def _scratch(self) -> np.ndarray:
+        """A per-page int64 array holding FIRST_UNSEEN (see :func:`first_occurrences`)."""
+        if self._first is None:
+            self._first = np.full(self.config.nr_pages, FIRST_UNSEEN, dtype=np.int64)
+        return self._first
 
     def _count(self, name: str, n: int = 1) -> None:
         if n:
@@ -408,8 +430,7 @@ class TierMachine:
             return empty, empty, empty
         idx = np.flatnonzero(hit)
         # Only the first access to each PROT_NONE page faults.
-        _, first = np.unique(pf[idx], return_index=True)
-        idx = idx[np.sort(first)]
+        idx = idx[first_occurrences(pf[idx], self._scratch())]
         fp = pf[idx]
         fn = np.asarray(nids, dtype=np.int64)[idx]
         ft = np.asarray(times, dtype=np.int64)[idx]
@@ -419,10 +440,17 @@ class TierMachine:
         ok = ~self.toptier[src] & (fn != NUMA_NO_NODE) & (fn != src)
         pos = np.flatnonzero(ok)
         parts = []
-        for t in np.unique(fn[pos]).tolist():
-            sel = pos[fn[pos] == t]
-            q, g, c = self._faults_to(int(t), fp[sel], ft[sel], sel)
-            parts.append((q, g, np.full(len(q), t, dtype=np.int64), c))
+        fpos = fn[pos]
+        if len(fpos) and fpos.min() == fpos.max():
+            q, g, c = self._faults_to(int(fpos[0]), fp[pos], ft[pos], pos)
+            if len(q) < 2 or bool((q[1:] > q[:-1]).all()):
+                return g, np.full(len(q), int(fpos[0]), dtype=np.int64), c
+            parts.append((q, g, np.full(len(q), int(fpos[0]), dtype=np.int64), c))
+        else:
+            for t in np.unique(fpos).tolist():
+                sel = pos[fpos == t]
+                q, g, c = self._faults_to(int(t), fp[sel], ft[sel], sel)
+                parts.append((q, g, np.full(len(q), t, dtype=np.int64), c))
         if not parts:
             return empty, empty, empty
         q_all = np.concatenate([x[0] for x in parts])
