@@ -412,6 +412,29 @@ class _Run:
 
     # --- the loop ------------------------------------------------------------------------
 
+    def latency(self, cnt: np.ndarray, scale: float, chunk_s: float, bw: np.ndarray,
+                remote: np.ndarray | None, lat_cpu: np.ndarray, lat_own: np.ndarray,
+                bw_own: np.ndarray, cpu_nodes: list[int]) -> int:
+        """Charge one chunk's accesses (``cnt[cpu node][memory node]``) their loaded latency
+        and the all-fast baseline's; returns the fast-tier hits."""
+        node_bytes = cnt.sum(axis=0) * scale * 64 + self.mig_bytes
+        self.mig_bytes[:] = 0
+        u = node_bytes / chunk_s / bw
+        cnt_cpu = cnt[cpu_nodes]
+        link_bytes = float((cnt_cpu * remote).sum()) * scale * 64 \
+            if remote is not None else 0.0
+        lu = _loaded(link_bytes / chunk_s / (self.m.link_gbs * 1e9))
+        f = _loaded(u)
+        per = lat_cpu * f[None, :]
+        if remote is not None:
+            per = np.where(remote, per * lu, per)
+        self.lat_sum += float((cnt_cpu * per).sum())
+        # all-fast: each CPU node's accesses on its own local DRAM
+        own = cnt.sum(axis=1)[cpu_nodes]
+        u_own = own * scale * 64 / chunk_s / bw_own
+        self.allfast_sum += float((own * lat_own * _loaded(u_own)).sum())
+        return int(cnt[:, self.top].sum())
+
     def run(self, tick: Callable[[], None] | None = None) -> SimResult:
         p, m, mach = self.p, self.m, self.mach
         t_start = time.process_time()
@@ -441,6 +464,16 @@ class _Run:
         #: last_cpu starts at 0: with node 0 the only CPU node it never changes.
         track_cpu = not (one_cpu and cpu_nodes[0] == 0)
         offs = (np.arange(per_chunk) * p.chunk_ms) // per_chunk
+        #: one CPU node, two memory nodes, one socket (dram_cxl): the latency model below on
+        #: Python floats, the same operations in the same order as the array form (numpy's
+        #: sum of two elements is their one addition; the link term is 0 and its factor 1).
+        scalar = one_cpu and nn == 2 and not bool(remote.any()) if remote is not None \
+            else False
+        c0 = cpu_nodes[0] if cpu_nodes else 0
+        lat0, lat1 = (float(x) for x in lat[c0]) if nn == 2 else (0.0, 0.0)
+        bw0, bw1 = (float(x) for x in bw) if nn == 2 else (0.0, 0.0)
+        top0, top1 = (bool(x) for x in self.top) if nn == 2 else (False, False)
+        lat_oo, bw_oo = float(lat[c0][c0]), float(bw[c0])
         for c in range(n_chunks):
             t0 = c * chunk_ns
             frac = c / n_chunks
@@ -459,28 +492,27 @@ class _Run:
                 cpus = cpu_arr[cpus8.astype(np.int64)]
                 mem = mach.node_of[pages].astype(np.int64)
                 cnt = np.bincount(cpus * nn + mem, minlength=nn * nn).reshape(nn, nn)
-            node_bytes = cnt.sum(axis=0) * scale * 64 + self.mig_bytes
-            self.mig_bytes[:] = 0
-            u = node_bytes / chunk_s / bw
-            cnt_cpu = cnt[cpu_nodes]
-            link_bytes = float((cnt_cpu * remote).sum()) * scale * 64 \
-                if remote is not None else 0.0
-            lu = _loaded(link_bytes / chunk_s / (m.link_gbs * 1e9))
-            f = _loaded(u)
-            per = lat_cpu * f[None, :]
-            if remote is not None:
-                per = np.where(remote, per * lu, per)
-            self.lat_sum += float((cnt_cpu * per).sum())
-            # all-fast: each CPU node's accesses on its own local DRAM
-            own = cnt.sum(axis=1)[cpu_nodes]
-            u_own = own * scale * 64 / chunk_s / bw_own
-            self.allfast_sum += float((own * lat_own * _loaded(u_own)).sum())
-            h = int(cnt[:, self.top].sum())
+            if scalar:
+                n0, n1 = cnt[c0].tolist()
+                m0, m1 = self.mig_bytes.tolist()
+                self.mig_bytes[:] = 0
+                u0 = min((n0 * scale * 64 + m0) / chunk_s / bw0, 0.95)
+                u1 = min((n1 * scale * 64 + m1) / chunk_s / bw1, 0.95)
+                self.lat_sum += float(n0 * (lat0 * (1.0 + u0 / (2.0 * (1.0 - u0))))
+                                      + n1 * (lat1 * (1.0 + u1 / (2.0 * (1.0 - u1)))))
+                own_n = n0 + n1
+                uo = min(own_n * scale * 64 / chunk_s / bw_oo, 0.95)
+                self.allfast_sum += float(own_n * lat_oo * (1.0 + uo / (2.0 * (1.0 - uo))))
+                h = (n0 if top0 else 0) + (n1 if top1 else 0)
+            else:
+                h = self.latency(cnt, scale, chunk_s, bw, remote, lat_cpu, lat_own, bw_own,
+                                 cpu_nodes)
             self.hits += h
             self.accesses += per_chunk
             bh += h
             ba += per_chunk
             self.last_access[pages] = c
+
             if track_cpu:
                 self.last_cpu[pages] = cpus
             self.interval_pages.append(pages)
