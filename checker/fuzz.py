@@ -198,26 +198,42 @@ def machine_for(impl_factory: ImplFactory) -> type[AllocLockstep]:
                 {"impl_factory": staticmethod(impl_factory)})
 
 
-def resolve_impl(name: str) -> ImplFactory:
-    """``reference``, ``spec``, ``mutant:NAME``, or ``package.module:Class``."""
+def resolve_named(name: str, reference: Callable[[], Any], spec: Any,
+                  mutants: Callable[[], dict[str, Any]], area: str = "") -> Any:
+    """The implementation a lockstep area's ``--impl`` names: ``reference``, ``spec``,
+    ``mutant:NAME`` (from ``mutants()``) or ``package.module:Class``. ``reference`` and
+    ``mutants`` are called only when named, so a broken reference does not stop ``spec``."""
     if name == "spec":
-        return SpecAdapter
+        return spec
     if name == "reference":
-        from reference import Zone as ReferenceZone
-        return ReferenceZone
+        return reference()
+    label = f"{area} mutant" if area else "mutant"
     if name.startswith("mutant:"):
-        from checker.mutants import MUTANTS
+        known = mutants()
         key = name.split(":", 1)[1]
-        if key not in MUTANTS:
-            raise ValueError(f"unknown mutant {key!r}; known: {', '.join(sorted(MUTANTS))}")
-        return MUTANTS[key]
+        if key not in known:
+            raise ValueError(f"unknown {label} {key!r}; known: {', '.join(sorted(known))}")
+        return known[key]
     if ":" in name:
         mod, _, cls = name.partition(":")
         try:
-            return getattr(importlib.import_module(mod), cls)  # type: ignore[no-any-return]
+            return getattr(importlib.import_module(mod), cls)
         except (ImportError, AttributeError) as e:
             raise ValueError(f"cannot load implementation {name!r}: {e}") from None
     raise ValueError(f"unknown implementation {name!r} (reference, spec, mutant:NAME, mod:Class)")
+
+
+def resolve_impl(name: str) -> ImplFactory:
+    """``reference``, ``spec``, ``mutant:NAME``, or ``package.module:Class``."""
+    def reference() -> ImplFactory:
+        from reference import Zone as ReferenceZone
+        return ReferenceZone
+
+    def mutants() -> dict[str, Any]:
+        from checker.mutants import MUTANTS
+        return MUTANTS
+
+    return resolve_named(name, reference, SpecAdapter, mutants)  # type: ignore[no-any-return]
 
 
 @attrs.define

@@ -262,26 +262,14 @@ def _replay(impl: Any, trace: list[Any]) -> Any:
 
 
 def _impl_factory(impl: str) -> Callable[[NolockConfig], Any]:
-    import importlib
+    from checker.fuzz import resolve_named
 
-    if impl == "reference":
-        return _reference
-    if impl == "spec":
-        return SpecMachine
-    if impl.startswith("mutant:"):
+    def mutants() -> dict[str, Any]:
         from reference.nolock import MUTANTS
-        key = impl.split(":", 1)[1]
-        if key not in MUTANTS:
-            raise ValueError(f"unknown nolock mutant {key!r}; known: {', '.join(sorted(MUTANTS))}")
-        return MUTANTS[key]
-    if ":" in impl:
-        mod, _, cls = impl.partition(":")
-        try:
-            return getattr(importlib.import_module(mod), cls)  # type: ignore[no-any-return]
-        except (ImportError, AttributeError) as e:
-            raise ValueError(f"cannot load implementation {impl!r}: {e}") from None
-    raise ValueError(f"unknown implementation {impl!r} (reference, spec, mutant:NAME, "
-                     "mod:Class)")
+        return MUTANTS
+
+    return resolve_named(impl, lambda: _reference, SpecMachine,  # type: ignore[no-any-return]
+                         mutants, area="nolock")
 
 
 def machine_for_impl(impl: str) -> type[Any]:
