@@ -500,26 +500,33 @@ class TierMachine:
         bits_mask = (1 << cfg.access_time_bits) - 1
         now_ms = rtimes * (1000 // cfg.hz)
         if not self._quiet(t, now_ms):
-            # One fault at a time until the rest is quiet (typically after the first, which
-            # starts a new rate-limit slot), checking after 1, 2, 4, ... faults; the rest then
-            # goes through _faults_to again, from the state reached.
+            # Runs that need no fault-by-fault treatment go in one go: the longest prefix
+            # that is quiet (through _faults_to again, from the state reached) and leading
+            # cold faults (only stamped); otherwise 1, 2, 4, ... faults one at a time.
             n, i, step = len(rest), 0, 1
             while i < n:
-                j = min(n, i + step)
-                for q, pfn, now in zip(rpos[i:j].tolist(), rest[i:j].tolist(),
-                                       rtimes[i:j].tolist(), strict=True):
-                    got = self._fault_one(pfn, t, now)
-                    if got is not None:
-                        oq.append(np.array([q]))
-                        og.append(np.array([pfn]))
-                        oc.append(np.array([1 if got == "ok" else 2]))
-                i, step = j, 2 * step
-                if i < n and self._quiet(t, now_ms[i:]):
-                    q, g, c = self._faults_to(t, rest[i:], rtimes[i:], rpos[i:])
+                k = self._quiet_prefix(t, now_ms[i:])
+                if k:
+                    q, g, c = self._faults_to(t, rest[i:i + k], rtimes[i:i + k],
+                                              rpos[i:i + k])
                     oq.append(q)
                     og.append(g)
                     oc.append(c)
-                    break
+                    i, step = i + k, 1
+                    continue
+                k = self._cold_prefix(t, rest[i:], now_ms[i:])
+                if k:
+                    i, step = i + k, 1
+                    continue
+                j = min(n, i + step)
+                for q1, pfn, now in zip(rpos[i:j].tolist(), rest[i:j].tolist(),
+                                        rtimes[i:j].tolist(), strict=True):
+                    got = self._fault_one(pfn, t, now)
+                    if got is not None:
+                        oq.append(np.array([q1]))
+                        og.append(np.array([pfn]))
+                        oc.append(np.array([1 if got == "ok" else 2]))
+                i, step = j, 2 * step
             return done()
         last = np.where(self.stamped[rest], self.access_time[rest], 0)
         self.access_time[rest] = now_ms & bits_mask
@@ -537,6 +544,44 @@ class TierMachine:
         og.append(rest[passing[:moved]])
         oc.append(np.ones(moved, dtype=np.int64))
         return done()
+
+    def _cold_prefix(self, t: int, pages: np.ndarray, now_ms: np.ndarray) -> int:
+        """Faults to target ``t`` (distinct pages, in time order) that ``_fault_one`` would
+        only stamp: not enough free pages, no threshold period ending, latency at or above
+        the threshold. Stamps them as it would and returns how many lead the batch."""
+        cfg = self.config
+        if self._enough(t):
+            return 0
+        p = self.pgdat[t]
+        m32 = 0xFFFFFFFF
+        bits_mask = (1 << cfg.access_time_bits) - 1
+        last = np.where(self.stamped[pages], self.access_time[pages], 0)
+        lat = (now_ms - last) & bits_mask
+        th = p["nbp_threshold"] or cfg.hot_threshold_ms
+        stop = ((now_ms & m32) - p["nbp_th_start"]) & m32 > cfg.scan_period_max_ms
+        stop |= lat < th
+        k = int(np.argmax(stop)) if stop.any() else len(pages)
+        if k:
+            self.access_time[pages[:k]] = now_ms[:k] & bits_mask
+            self.stamped[pages[:k]] = True
+        return k
+
+    def _quiet_prefix(self, t: int, now_ms: np.ndarray) -> int:
+        """How many of these faults (times in ms, nondecreasing) from the first form a
+        batch ``_quiet`` accepts (0 when the first fault alone is not quiet)."""
+        cfg = self.config
+        p = self.pgdat[t]
+        rate = cfg.promote_rate_limit_MBps << (20 - cfg.page_shift)
+        m32 = 0xFFFFFFFF
+        cap = min(len(now_ms), rate - 1 - p["pgpromote_candidate"] + p["nbp_rl_nr_cand"])
+        if cap <= 0:
+            return 0
+        ms = now_ms[:cap] & m32
+        ok = ((ms - p["nbp_th_start"]) & m32 <= cfg.scan_period_max_ms)
+        ok &= (ms - p["nbp_rl_start"]) & m32 <= 1000
+        k = cap if ok.all() else int(np.argmin(ok))
+        # the prefix must be quiet as a whole (it is when every time in it is)
+        return k if k and self._quiet(t, now_ms[:k]) else 0
 
     def _quiet(self, t: int, now_ms: np.ndarray) -> bool:
         """No threshold period and no rate-limit slot of target ``t`` ends at these fault
