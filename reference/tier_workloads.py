@@ -102,8 +102,11 @@ class ZipfKeys:
             raise WorkloadError("ZipfKeys needs a cdf ending at 1.0")
         self.cdf = cdf
         self.slots = 1 << max(10, min(22, (4 * len(cdf) - 1).bit_length()))
-        self.guide = np.searchsorted(cdf, np.arange(self.slots + 1) / self.slots
-                                     ).astype(np.int32)
+        # guide[g] = #{i: cdf[i] < g/G} = #{i: floor(cdf[i] G) < g} (both sides scaled by a
+        # power of two, exactly): what np.searchsorted(cdf, g / G) returns, by counting.
+        below = np.bincount((cdf * self.slots).astype(np.int64), minlength=self.slots + 1)
+        self.guide = np.zeros(self.slots + 1, dtype=np.int32)
+        np.cumsum(below[:self.slots], out=self.guide[1:])
 
     def __call__(self, u: np.ndarray) -> np.ndarray:
         k = self.guide[(u * self.slots).astype(np.int64)].astype(np.int64)
@@ -126,8 +129,8 @@ class Zipf(Workload):
         self.perm = self.rng.permutation(footprint)
 
     def pages(self, n: int, frac: float) -> np.ndarray:
-        keys = self.keys(self.rng.random(n))
-        return self.perm[np.minimum(keys, self.footprint - 1)]
+        # ZipfKeys never returns past the last key (the cdf ends at 1.0 > every draw)
+        return self.perm[self.keys(self.rng.random(n))]
 
 
 class Gups(Workload):
