@@ -650,27 +650,45 @@ class TierMachine:
             bucket = (pf * np.uint64(GOLDEN_RATIO_64)) >> np.uint64(48)
         order = np.lexsort((-seqs, bucket))
         out = []
-        w = self.window_j
-        for pfn in pf[order].astype(np.int64).tolist():
-            lu, f, _rc, hn, _seq = self.krec[pfn]
+        w2 = 2 * self.window_j
+        krec = self.krec
+        pfns = pf[order].astype(np.int64)
+        # a promotion changes only its own page's node: the nodes can be read up front.
+        nodes = self.node_of[pfns].tolist()
+        right = old = idle = cand = fail = 0
+        full = False
+        for pfn, node in zip(pfns.tolist(), nodes, strict=True):
+            lu, f, _rc, hn, _seq = krec[pfn]
             if hn != nid:
                 continue
-            if int(self.node_of[pfn]) == hn:
-                why = "kpromoted_mig_right_node"
-            elif ((now - lu) & U64) > 2 * w:
-                why = "kpromoted_mig_cold_old"
+            if node == hn:
+                right += 1
+            elif ((now - lu) & U64) > w2:
+                old += 1
             elif f < 2:
-                why = "kpromoted_mig_cold_not_accessed"
+                idle += 1
             else:
-                self._count("kpromoted_mig_candidate")
-                if self._promote_now(pfn, nid):
-                    self._count("kpromoted_mig_promoted")
-                    del self.krec[pfn]
+                cand += 1
+                # _promote_now, with its counters summed below; once the target is not
+                # balanced it stays so for the rest of the pass (nothing frees pages in it).
+                if not full and self._balanced(nid):
+                    self._move(pfn, nid)
+                    self.pgdat[nid]["pgpromote_success"] += 1
+                    del krec[pfn]
                     out.append(pfn)
+                else:
+                    full = True
+                    fail += 1
                 continue
-            self._count(why)
-            self._count("kpromoted_mig_dropped")
-            del self.krec[pfn]
+            del krec[pfn]
+        self._count("kpromoted_mig_candidate", cand)
+        self._count("pgmigrate_fail", fail)
+        self._count("pgpromote_success", len(out))
+        self._count("kpromoted_mig_promoted", len(out))
+        self._count("kpromoted_mig_right_node", right)
+        self._count("kpromoted_mig_cold_old", old)
+        self._count("kpromoted_mig_cold_not_accessed", idle)
+        self._count("kpromoted_mig_dropped", right + old + idle)
         return out
 
     def _v1_pass(self, nid: int, now: int) -> list[int]:
