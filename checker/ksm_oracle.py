@@ -30,6 +30,7 @@ from collections.abc import Iterator
 from typing import Any
 
 from checker.ksm_scenario import PAGE_SIZE, Scenario, content_bytes
+from checker.live import sigterm_as_interrupt
 from spec import ksm
 
 SYSFS = "/sys/kernel/mm/ksm"
@@ -136,34 +137,21 @@ def _exclusive() -> Iterator[None]:
 
 def _ksm_knobs_locked(knobs: dict[str, int]) -> Iterator[dict[str, int]]:
     saved = {k: _read(k) for k in (*TOUCHED, "run")}
-    old_term = signal.getsignal(signal.SIGTERM)
-
-    def on_term(signum: int, frame: Any) -> None:
-        raise KeyboardInterrupt
-
-    in_main = True
-    try:
-        signal.signal(signal.SIGTERM, on_term)
-    except ValueError:  # not the main thread
-        in_main = False
-    try:
-        _write("run", 2)
-        for k in TOUCHED:
-            if k in knobs and _read(k) != knobs[k]:
-                _write(k, knobs[k])
-        _write("run", 0)
-        yield saved
-    finally:
+    with sigterm_as_interrupt():
         try:
+            _write("run", 2)
+            for k in TOUCHED:
+                if k in knobs and _read(k) != knobs[k]:
+                    _write(k, knobs[k])
+            _write("run", 0)
+            yield saved
+        finally:
             _write("run", 2)
             for k in TOUCHED:
                 if _read(k) != saved[k]:
                     _write(k, saved[k])
             if saved["run"] != 2:
                 _write("run", saved["run"])
-        finally:
-            if in_main:
-                signal.signal(signal.SIGTERM, old_term)
 
 
 # --- workers --------------------------------------------------------------------------------

@@ -37,7 +37,8 @@ import checker.commands.ksm  # noqa: F401  (registers the ksm lockstep area)
 import checker.ksm_scenario
 import reference.ksm
 import spec.ksm as K
-from checker.spec_twins import Hang, Twin, catch_twin
+from checker import spec_twins
+from checker.spec_twins import Twin, catch_twin
 
 DATA = Path(__file__).resolve().parent.parent / "tests" / "data" / "ksm"
 
@@ -245,15 +246,8 @@ def fuzz_finding(fuzz_seconds: float) -> str | None:
 
 def run_checks(fuzz_seconds: float) -> str | None:
     """What the KSM checks find (the first finding), or None."""
-    try:
-        found = corpus_findings() or lockstep_findings()
-    except Hang:
-        raise
-    except Exception as e:  # the twin broke the spec's own preconditions
-        return f"exception: {type(e).__name__}: {e}"
-    if found:
-        return found[0]
-    return fuzz_finding(fuzz_seconds)
+    return spec_twins.first_finding((corpus_findings, lockstep_findings), fuzz_finding,
+                                    fuzz_seconds)
 
 
 def baseline(fuzz_seconds: float = 3.0) -> list[str]:

@@ -37,7 +37,7 @@ import checker.commands.nolock  # noqa: F401  (registers the nolock lockstep are
 import checker.nolock_explore
 import reference.nolock  # noqa: F401
 from checker import spec_twins
-from checker.spec_twins import Hang, Twin, _noop, installed
+from checker.spec_twins import Twin, _noop, installed
 
 #: The explored configurations, cheapest first: (variant, cpus).
 EXPLORATIONS: tuple[tuple[str, int | None], ...] = (
@@ -80,15 +80,8 @@ def graph_findings(stop_at_first: bool = True) -> list[str]:
 
 def run_checks(fuzz_seconds: float) -> str | None:
     """What the NOLOCK checks find (the first finding), or None."""
-    try:
-        found = explore_findings() or graph_findings()
-    except Hang:
-        raise
-    except Exception as e:  # the twin broke the spec's own preconditions
-        return f"exception: {type(e).__name__}: {e}"
-    if found:
-        return found[0]
-    return lockstep_finding(fuzz_seconds)
+    return spec_twins.first_finding((explore_findings, graph_findings), lockstep_finding,
+                                    fuzz_seconds)
 
 
 def baseline(fuzz_seconds: float = 5.0) -> list[str]:

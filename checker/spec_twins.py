@@ -383,6 +383,23 @@ def _watchdog(seconds: float) -> Iterator[None]:
         signal.signal(signal.SIGALRM, old)
 
 
+def first_finding(checks: tuple[Callable[[], list[str]], ...],
+                  fuzz: Callable[[float], str | None], fuzz_seconds: float) -> str | None:
+    """An area's checker for its twins: the deterministic ``checks`` in order, then the
+    fuzzer; the first finding wins. A twin that breaks the spec's own preconditions (an
+    exception) counts as found; a hang is the watchdog's."""
+    try:
+        for check in checks:
+            found = check()
+            if found:
+                return found[0]
+    except Hang:
+        raise
+    except Exception as e:
+        return f"exception: {type(e).__name__}: {e}"
+    return fuzz(fuzz_seconds)
+
+
 def catch(rule_id: str, fuzz_seconds: float = 20.0) -> dict[str, Any]:
     """Run the checker with the rule's twin installed; say what caught it, and how fast."""
     return catch_twin(TWINS[rule_id], fuzz_seconds)

@@ -57,6 +57,8 @@ from typing import Any
 
 import attrs
 
+from checker.live import sigterm_as_interrupt
+
 DEFRAG_MODE = "/proc/sys/vm/defrag_mode"
 THP_ENABLED = "/sys/kernel/mm/transparent_hugepage/enabled"
 THP_DEFRAG = "/sys/kernel/mm/transparent_hugepage/defrag"
@@ -201,25 +203,12 @@ def saved_knobs() -> Iterator[dict[str, str]]:
     restore defrag_mode on the way out, also on error, KeyboardInterrupt or SIGTERM."""
     saved = {"defrag_mode": _read(DEFRAG_MODE).strip(),
              "enabled": _read(THP_ENABLED).strip(), "defrag": _read(THP_DEFRAG).strip()}
-    old_term = signal.getsignal(signal.SIGTERM)
-
-    def on_term(signum: int, frame: Any) -> None:
-        raise KeyboardInterrupt
-
-    in_main = True
-    try:
-        signal.signal(signal.SIGTERM, on_term)
-    except ValueError:  # not the main thread
-        in_main = False
-    try:
-        yield saved
-    finally:
+    with sigterm_as_interrupt():
         try:
+            yield saved
+        finally:
             if _read(DEFRAG_MODE).strip() != saved["defrag_mode"]:
                 _write(DEFRAG_MODE, saved["defrag_mode"])
-        finally:
-            if in_main:
-                signal.signal(signal.SIGTERM, old_term)
 
 
 class ExtfragTrace:
