@@ -47,6 +47,8 @@ def cmd_explore_slowpath(args: argparse.Namespace, cli: Any) -> int:
             print(f"\nVIOLATION {v['property']} (shortest environment prefix):")
             for i, line in enumerate(v["trace"], 1):
                 print(f"  {i:3} {line}")
+            print(f"  known: {v['known_bug']}" if v["known_bug"] else
+                  "  NEW: no historical bug of this variant explains it")
     cli.emit(args, obj, text)
     return cli.EXIT_VIOLATION if res.violations else cli.EXIT_OK
 

@@ -293,6 +293,7 @@ def test_explorer_finds_endless_retry_ALLOC_PROP_050() -> None:
     assert any("defrag_mode fallback -> retry [alloc_flags ALLOC_WMARK_MIN|ALLOC_NOFRAGMENT]"
                in line for line in v["trace"])
     assert v["trace"][-1].startswith("cycle:")
+    assert "7a95a05f15d5" in v["known_bug"]
 
 
 @pytest.mark.seeded_bug
@@ -303,8 +304,34 @@ def test_explorer_finds_gfp_atomic_failure_ALLOC_PROP_051() -> None:
     (v,) = r.violations
     assert v["property"] == AVAILABILITY
     assert "GFP_ATOMIC" in v["trace"][-1] and "MIGRATE_MOVABLE pageblock" in v["trace"][-1]
+    assert "Fixes: e3aa7df331bc" in v["known_bug"]
     fixed = explore_slowpath("v6.18+atomic-fix", max_depth=10, properties="availability")
     assert fixed.violations == []
+
+
+@pytest.mark.seeded_bug
+def test_gfp_atomic_failure_dates_from_patch_3_ALLOC_PROP_051() -> None:
+    """The 2026 fix names e3aa7df331bc (patch 3, "mm: page_alloc: defrag_mode") in its Fixes:
+    tag: the early ``!can_direct_reclaim`` exit has preceded the defrag_mode fallback since
+    then, so every variant from patch 3 on fails the GFP_ATOMIC request, not only v6.18."""
+    for variant in ("defrag_mode", "defrag_mode+async", "v6.15"):
+        r = explore_slowpath(variant, max_depth=10, properties="availability")
+        (v,) = r.violations
+        assert "GFP_ATOMIC" in v["trace"][-1], variant
+        assert "e3aa7df331bc" in v["known_bug"], variant
+
+
+def test_only_history_explains_a_violation_ALLOC_PROP_050() -> None:
+    from checker.slowpath_explore import known_bug
+
+    # a liveness violation anywhere but in the first posting, or an availability violation
+    # before the series or after the fix, would be a new bug: reported as such
+    assert known_bug("defrag_mode-original", LIVENESS) is not None
+    for variant in ("v6.14", "defrag_mode", "v6.15", "v6.18", "v6.18+atomic-fix"):
+        assert known_bug(variant, LIVENESS) is None, variant
+    assert known_bug("v6.14", AVAILABILITY) is None
+    assert known_bug("v6.18+atomic-fix", AVAILABILITY) is None
+    assert known_bug("v6.18", AVAILABILITY) is not None
 
 
 def test_fixed_variants_terminate_within_bound_ALLOC_PROP_050() -> None:
