@@ -66,6 +66,10 @@ def zone_configs(draw: st.DrawFn) -> ZoneConfig:
     # so mixed configured types survive and every fallback path gets exercised.
     pb_order = draw(st.one_of(st.just(max_order), st.integers(1, max_order)))
     nr_pageblocks = draw(st.integers(1, 12))
+    if pb_order <= 2 and draw(st.integers(0, 7)) == 0:
+        # one zone in eight (of small pageblocks) large enough for a highatomic reserve:
+        # reserve_highatomic_pageblock does nothing below managed/100 >= pageblock_nr_pages
+        nr_pageblocks = draw(st.integers(100, 128))
     types = draw(st.one_of(
         st.none(),
         st.lists(st.sampled_from((0, 1, 2, 1, 1, C.MIGRATE_HIGHATOMIC, C.MIGRATE_CMA)),

@@ -139,6 +139,21 @@ class MovableFallsBackToUnmovableFirst(Zone):
         raise SpecError("unreachable: super() found a fallback")
 
 
+class HighatomicReserveUnbounded(Zone):
+    """Breaks ALLOC-OP-014: ``reserve_highatomic_pageblock`` forgets its bound
+    ``ALIGN(managed / 100, pageblock_nr_pages)`` and keeps reserving blocks for every
+    successful high-order atomic allocation. Only zones of 100 pageblocks or more reserve at
+    all, so catching it needs the fuzzer's large zones."""
+
+    def _reserve_highatomic_pageblock(self, off: int, order: int) -> None:
+        saved = self._highatomic_max
+        self._highatomic_max = self._n
+        try:
+            super()._reserve_highatomic_pageblock(off, order)
+        finally:
+            self._highatomic_max = saved
+
+
 MUTANTS: dict[str, type[Zone]] = {
     "steal-under-nofragment": StealUnderNofragment,
     "merge-across-isolate": MergeAcrossIsolate,
@@ -146,6 +161,7 @@ MUTANTS: dict[str, type[Zone]] = {
     "forget-highatomic-counter": ForgetHighatomicCounter,
     "refill-at-head": RefillAtHead,
     "movable-falls-back-to-unmovable-first": MovableFallsBackToUnmovableFirst,
+    "highatomic-reserve-unbounded": HighatomicReserveUnbounded,
 }
 
 
