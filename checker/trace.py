@@ -31,29 +31,55 @@ page isolation), ``compaction_alloc()``, ``release_free_list()``'s ``mark_alloca
 returns isolated pages silently. So a page freed twice with no traced allocation between is
 normal: an *inferred untraced allocation*.
 
-Yet real 6.18.44 traces recorded on this project's machine with no event lost and every event
-on from the first instant (``mmspec trace record``) show what the issue reported: a page
-handed out (``GFP_KERNEL|__GFP_NOWARN|__GFP_NORETRY``, a slab page by its flags) handed out
-again 1.7 s later with no ``mm_page_free`` for it, and 63 pages drained from a pcp list by the
-vmstat worker and drained again on the same CPU 0.39 s later with no refill or free between
-(tests/data/traces/redrain.trace.xz). Some path returns pages without the event; reading the
-source did not identify it. Three recording effects produce the same picture: (1) events
-switched on one by one in a running buffer (``echo 1 > events/kmem/…/enable`` in turn,
-``set_event``): until ``mm_page_free`` is on, pages are seen allocated and not freed
-(tests/data/traces/sequential-enable.trace.xz), and again after it is switched off; (2) lost
-events: a CPU's buffer overwritten (``##### CPU N buffer started``), ``LOST`` markers, a
-header with fewer entries in the buffer than written; (3) timestamps of different CPUs, which
-order the merged output, disagreeing by more than the gap between a free on one CPU and the
-page's reuse on another. So by default every page conflict that implies a missing
-``mm_page_free`` (ALLOC-INV-205, -206, -207) is reported as an *inferred untraced free* (count
-and examples, with the line of each event), a page drained again with no refill as a gap, and
-neither is a violation. With ``strict`` (``--strict``: for kernels and traces where every free
-is traced) such a conflict is a violation unless one of (1)-(3) explains it: its earlier event
-comes after the first event of every kind whose absence it implies, a later event of each such
-kind comes more than ``SKEW`` seconds after it (so they were still being recorded), no event of
-those kinds for the same page follows within ``SKEW``, and the header reports no loss.
-ALLOC-INV-208 (a batched free without its ``mm_page_free``) is judged in both modes: the two
-events come from one call on one CPU.
+Yet traces recorded on this project's machine show what the issue reported: pages handed out, or
+drained from a per-CPU list, again with no event between. That machine does not run upstream
+6.18: ``uname -r`` is ``6.18.44-fc-v669``, a Firecracker guest build with local boot options
+(``deferred_init=lazy``, ``page_reporting.page_reporting_order=11``), virtio-balloon and
+virtio-mem, no kprobes and no hist triggers, so its own source cannot be read and its paths
+cannot be probed; only tracepoints with filters and stack-trace triggers work. What the traces
+themselves establish, for tests/data/traces/redrain.trace.xz (recorded with every event on from
+the first instant, nothing lost by the header): the vmstat worker's ``decay_pcp_high`` drains
+2,016 = 63 << ``CONFIG_PCP_BATCH_SCALE_MAX`` (5) pages of CPU 0 (lines 178-2193) into the buddy
+-- they really went there: of the 110 UNMOVABLE pages after the first 48, the 47 that never come
+back include 44 whose buddy was drained too (merged into higher orders), and none of the 63 that
+do come back had its buddy drained -- and 0.39 s later a drain on CPU 0 moves those 63 again
+(lines 134326-134388), in the same relative order, which a refill gives (``rmqueue_bulk`` takes
+the buddy list's head, where the last drained page went, and appends at the per-CPU list's tail,
+which drains pop), and 63 is ``pcp->batch``. So the missing event is a *refill* (63
+``mm_page_alloc_zone_locked`` and the ``mm_page_alloc`` that triggered it: about one ring-buffer
+page of events), not a free; and CPU 0 recorded no event at all for 91 ms right after the first
+drain (lines 2193-18083) while CPU 1 recorded 15,889. Upstream, every refill is traced
+(``rmqueue_bulk`` -> ``__rmqueue``: ``__rmqueue_smallest`` traces ``mm_page_alloc_zone_locked``,
+the claim and steal paths ``mm_page_alloc_extfrag``). Fresh recordings of a bounded mixed
+workload (page cache, pipes, tmpfs, anonymous churn, compaction; 2.9, 10.2 and 6.5 million
+events, one with another tracing instance switching the same events on and off every 50 ms; then
+two more of 3.5 and 3.3 million events) show no untraced free and no second drain: the anomaly
+did not reproduce. They do show silent windows (one and three; the longest 2.4 s of CPU 1 while
+CPU 0 recorded 2.7 million events): an idle virtual CPU is silent too, so a window explains only
+what its own CPU would have recorded. The checker therefore models a fourth recording effect
+next to three that produce the same picture: (1) events switched on one by one in a running
+buffer (``echo 1 > events/kmem/…/enable`` in turn, ``set_event``): until ``mm_page_free`` is on,
+pages are seen allocated and not freed (tests/data/traces/sequential-enable.trace.xz), and again
+after it is switched off; (2) lost events: a CPU's buffer overwritten (``##### CPU N buffer
+started``), ``LOST`` markers, a header with fewer entries in the buffer than written; (3)
+timestamps of different CPUs, which order the merged output, disagreeing by more than the gap
+between a free on one CPU and the page's reuse on another; (4) a *silent window*: a CPU that
+records no event for more than ``SILENCE`` (50 ms) while the other CPUs record at least
+``SILENCE_OTHERS`` (100) events. Every silent window is reported (``silent_windows``: count and
+examples with CPU, lines, milliseconds and the other CPUs' events), and a page conflict or
+second drain is reported as explained by one that lies between its two events on the CPU of the
+later event (a per-CPU list is refilled, and a page freed to it handed out again, on its own
+CPU), in both modes. By default, every page conflict that implies a missing ``mm_page_free``
+(ALLOC-INV-205, -206, -207) is reported as an *inferred untraced free* (count and examples, with
+the line of each event), a page drained again with no refill as a gap, and neither is a
+violation. With ``strict`` (``--strict``: for kernels and traces where every free is traced)
+such a conflict is a violation unless one of (1)-(4) explains it: its earlier event comes after
+the first event of every kind whose absence it implies, a later event of each such kind comes
+more than ``SKEW`` seconds after it (so they were still being recorded), no event of those kinds
+for the same page follows within ``SKEW``, no silent window of the later event's CPU lies
+between its two events, and the header reports no loss. ALLOC-INV-208 (a batched free without
+its ``mm_page_free``) is judged in both modes, silent windows or not: the two events come from
+one call on one CPU.
 """
 
 from __future__ import annotations
@@ -91,6 +117,12 @@ MAX_FREE_ORDER = 18
 HPAGE_PMD_ORDER = 9
 #: Seconds by which CPU clocks may disagree (see ALLOC-PROP-200).
 SKEW = 0.010
+#: A CPU that records no event for longer than SILENCE seconds while the other CPUs record at
+#: least SILENCE_OTHERS events has a *silent window* (ALLOC-PROP-200).
+SILENCE = 0.050
+SILENCE_OTHERS = 100
+#: silent windows kept for explaining later conflicts (the oldest are dropped beyond this)
+SILENT_KEPT = 1024
 PENDING_CAP = 4096
 EXAMPLES = 8
 VIOLATIONS_KEPT = 1000
@@ -205,7 +237,8 @@ declare(
     page may be freed piecemeal; each freed page counts on its own). On 6.18 some pages come
     back without that event (ALLOC-PROP-200), so by default a conflict is reported as an
     inferred untraced free; with ``--strict`` it is a violation unless lost events, events
-    switched on or off one at a time, or CPU clock skew explain it.
+    switched on or off one at a time, CPU clock skew, or a silent window of a CPU between the
+    two events explain it.
     """,
     f"mm/page_alloc.c:__free_pages_prepare @ {ANCHOR}", module=__name__)
 
@@ -385,6 +418,7 @@ class Report:
         self.untraced_frees: dict[str, Any] = {"count": 0, "examples": []}
         self.untraced_allocations: dict[str, Any] = {"count": 0, "examples": []}
         self.other_gaps: dict[str, Any] = {"count": 0, "examples": []}
+        self.silent_windows: dict[str, Any] = {"count": 0, "examples": []}
         self.lost: dict[str, Any] = {"header_entries": None, "header_written": None,
                                      "cpu_buffer_started": 0, "lost_markers": 0,
                                      "lost_events": 0}
@@ -405,6 +439,7 @@ class Report:
                 "inferred_untraced_frees": self.untraced_frees,
                 "inferred_untraced_allocations": self.untraced_allocations,
                 "other_inferred_gaps": self.other_gaps,
+                "silent_windows": self.silent_windows,
                 "lost": self.lost, "cpus": sorted(self.cpus),
                 "seconds": round(self.seconds, 3), "cpu_seconds": round(self.cpu_seconds, 3),
                 "events_per_s": round(self.events / self.seconds) if self.seconds else None,
@@ -435,6 +470,12 @@ class Checker:
         self.header_lost = False
         self.seen_event_line = False
         self.last_ts_free = -1.0   # the latest mm_page_free timestamp (kept apart: hot path)
+        #: cpu -> [timestamp, line, events seen] of its latest event
+        self.cpu_last: dict[int, list[Any]] = {}
+        self.seen = 0              # events seen by feed() (run() keeps its own count)
+        self.cpu = -1              # the CPU of the event being judged
+        #: (first line, last line, cpu, ms, other CPUs' events) of recent silent windows
+        self.silent: deque[tuple[int, int, int, int, int]] = deque(maxlen=SILENT_KEPT)
 
     # -- state machine ------------------------------------------------------------------------
 
@@ -461,6 +502,11 @@ class Checker:
         if self.header_lost:
             self._infer(p, "the header reports lost events")
             return
+        if rule_id != "ALLOC-INV-208":
+            why = self._silent_between(earlier, line, self.cpu)
+            if why:
+                self._infer(p, why)
+                return
         if not self.strict and K_FREE in missing and rule_id != "ALLOC-INV-208":
             self._infer(p, _UNTRACED_FREE)
             return
@@ -534,6 +580,30 @@ class Checker:
             else:
                 st[a:b] = bytes((new,)) * (b - a)
                 ln[a:b] = array("Q", (line,)) * (b - a)
+
+    def _silence(self, cpu: int, last: list[Any], ts: float, line: int, seen: int) -> None:
+        """CPU ``cpu`` recorded nothing between ``last`` and ``ts`` (line ``line``)."""
+        others = seen - last[2] - 1  # the events between, not this one
+        if others < SILENCE_OTHERS:
+            return
+        ms = round((ts - last[0]) * 1000)
+        self.silent.append((last[1], line, cpu, ms, others))
+        _note(self.r.silent_windows, {"cpu": cpu, "from_line": last[1], "to_line": line,
+                                      "ms": ms, "other_events": others})
+
+    def _silent_between(self, earlier: int, line: int, cpu: int) -> str | None:
+        """The explanation a silent window of ``cpu`` between lines ``earlier`` and ``line``
+        gives, or None. Only the CPU of the later event counts: a per-CPU list is refilled,
+        and a page freed to it is handed out again, on its own CPU; an idle CPU's silence
+        explains nothing elsewhere."""
+        for a, b, c, ms, others in reversed(self.silent):
+            if b <= earlier:
+                break
+            if a < line and c == cpu:
+                return (f"CPU {c} recorded no event for {ms} ms (lines {a}-{b}) while the "
+                        f"others recorded {others}: events the trace does not hold "
+                        "(ALLOC-PROP-200)")
+        return None
 
     # -- events ---------------------------------------------------------------------------------
 
@@ -683,9 +753,12 @@ class Checker:
         for st, ln, a, b, base in self.pages.ranges(pfn, 1 << order):
             if BUDDY in st[a:b]:
                 i = st.index(BUDDY, a, b)
+                why = self._silent_between(ln[i], line, cpu)
                 _note(self.r.other_gaps, {"pfn": hex(base + i - a), "line": line,
                                           "earlier_line": ln[i], "was": STATE_NAMES[BUDDY],
-                                          "event": K_DRAIN, "explained_by": _REDRAIN})
+                                          "event": K_DRAIN,
+                                          "explained_by": (f"{_REDRAIN}; {why}" if why
+                                                           else _REDRAIN)})
                 break
         self._set(pfn, order, line, ts, BUDDY, K_DRAIN, self._DRAIN_CONFLICTS)
 
@@ -752,6 +825,13 @@ class Checker:
         if judged is None:
             r.events += 1
             by[event] = by.get(event, 0) + 1
+            self.seen += 1
+            last = self.cpu_last.get(int(m.group(1)))
+            if last is not None:
+                ts = float(m.group(2))
+                if ts - last[0] > SILENCE:
+                    self._silence(int(m.group(1)), last, ts, line, self.seen)
+                last[0], last[1], last[2] = ts, line, self.seen
             return
         cpu = int(m.group(1))
         pattern, handler = judged
@@ -763,8 +843,18 @@ class Checker:
         r.events += 1
         by[event] = by.get(event, 0) + 1
         r.cpus.add(cpu)
+        self.cpu = cpu
+        ts = float(m.group(2))
+        self.seen += 1
+        last = self.cpu_last.get(cpu)
+        if last is None:
+            self.cpu_last[cpu] = [ts, line, self.seen]
+        else:
+            if ts - last[0] > SILENCE:
+                self._silence(cpu, last, ts, line, self.seen)
+            last[0], last[1], last[2] = ts, line, self.seen
         try:
-            handler(self, line, cpu, float(m.group(2)), b)
+            handler(self, line, cpu, ts, b)
         except ValueError as e:
             r.violation("ALLOC-INV-200", line, f"{event}: {e}")
 
@@ -780,6 +870,8 @@ class Checker:
         by = r.by_event
         cpus = r.cpus
         feed = self.feed
+        cpu_last = self.cpu_last
+        silence = self._silence
         events = 0
         n = start - 1
         try:
@@ -794,6 +886,14 @@ class Checker:
                     events += 1
                     by[event] = by.get(event, 0) + 1
                     self.seen_event_line = True
+                    last = cpu_last.get(int(cpu_s))
+                    if last is not None:
+                        ts = float(ts_s)
+                        if ts - last[0] > SILENCE:
+                            silence(int(cpu_s), last, ts, n, events + self.seen)
+                        last[0] = ts
+                        last[1] = n
+                        last[2] = events + self.seen
                     continue
                 b = judged[0].match(text, m.end())
                 if b is None:
@@ -802,15 +902,26 @@ class Checker:
                 events += 1
                 by[event] = by.get(event, 0) + 1
                 cpu = int(cpu_s)
-                if cpu not in cpus:
+                ts = float(ts_s)
+                last = cpu_last.get(cpu)
+                if last is None:
                     cpus.add(cpu)
                     self.seen_event_line = True
+                    cpu_last[cpu] = [ts, n, events + self.seen]
+                else:
+                    if ts - last[0] > SILENCE:
+                        silence(cpu, last, ts, n, events + self.seen)
+                    last[0] = ts
+                    last[1] = n
+                    last[2] = events + self.seen
+                self.cpu = cpu
                 try:
-                    judged[1](self, n, cpu, float(ts_s), b)
+                    judged[1](self, n, cpu, ts, b)
                 except ValueError as e:
                     r.violation("ALLOC-INV-200", n, f"{event}: {e}")
         finally:
             r.events += events
+            self.seen += events
         return n
 
     def _header(self, line: int, text: str) -> None:
@@ -836,8 +947,8 @@ class Checker:
 _NO_CONFLICTS: dict[int, tuple[str, tuple[str, ...]]] = {}
 _UNTRACED_FREE = ("an untraced free: 6.18 returns some pages without mm_page_free "
                   "(ALLOC-PROP-200; --strict judges it)")
-_REDRAIN = ("drained again with no traced refill or free in between: seen on 6.18.44 with "
-            "nothing lost, path not identified (ALLOC-PROP-200)")
+_REDRAIN = ("drained again with no traced refill or free in between: a refill of the per-CPU "
+            "list the trace does not show (ALLOC-PROP-200)")
 _UNTRACED_ALLOC_FROM = (FREED, PCP, BUDDY)
 _NULL = frozenset(("(null)", "0000000000000000", "00000000"))
 _HEAD = re.compile(r"\[(\d+)\]\s+(?:\S+\s+)?(\d+(?:\.\d+)?): ([^\s:]+): ")

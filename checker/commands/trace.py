@@ -68,7 +68,7 @@ def _check(args: argparse.Namespace, cli: Any) -> int:
                   f"{obj['events_per_cpu_s'] or 0:,} events per CPU second")
         for label, key in (("inferred untraced frees", "inferred_untraced_frees"),
                            ("inferred untraced allocations", "inferred_untraced_allocations"),
-                           ("other gaps explained by lost or unordered events",
+                           ("other gaps explained by lost, unordered or unrecorded events",
                             "other_inferred_gaps")):
             con.print(f"{label}: {obj[key]['count']}")
             if args.examples:
@@ -76,6 +76,14 @@ def _check(args: argparse.Namespace, cli: Any) -> int:
                     con.print(f"  line {ex['line']}: pfn {ex['pfn']} {ex['event']} while "
                               f"{ex['was']} (line {ex['earlier_line']})"
                               + (f": {ex['explained_by']}" if "explained_by" in ex else ""))
+        sw = obj["silent_windows"]
+        if sw["count"]:
+            ms = tracecheck.SILENCE * 1000
+            con.print(f"silent windows (a CPU recorded nothing for > {ms:.0f} ms while the "
+                      f"others recorded >= {tracecheck.SILENCE_OTHERS} events): {sw['count']}")
+            for w in sw["examples"] if args.examples else ():
+                con.print(f"  CPU {w['cpu']}: lines {w['from_line']}-{w['to_line']}, {w['ms']} ms, "
+                          f"{w['other_events']} events of other CPUs")
         lost = obj["lost"]
         if lost["header_entries"] is not None and lost["header_entries"] < lost["header_written"]:
             con.print(f"header: {lost['header_written'] - lost['header_entries']} events lost")
@@ -146,7 +154,8 @@ def verify_checks() -> list[tuple[str, Any]]:
                           f"{report['violation_count']} violations, "
                           f"{report['inferred_untraced_frees']['count']} inferred untraced "
                           f"frees, {report['inferred_untraced_allocations']['count']} "
-                          "inferred untraced allocations",
+                          "inferred untraced allocations, "
+                          f"{report['silent_windows']['count']} silent windows",
                 "violations": [{"rule": v["rule"], "message": f"line {v['line']}: "
                                 f"{v['message']}"} for v in report["violations"][:20]]}
 
