@@ -90,8 +90,6 @@ class Observer:
         self.mw = mw
         self.events: Counter[str] = Counter()
         self._saved: tuple[Any, Any] | None = None
-        self.daemon_every = 0
-        self.calls = 0
 
     def __enter__(self) -> Observer:
         claim, steal = spec.fallback.try_to_claim_block, spec.fallback.rmqueue_steal
@@ -126,10 +124,6 @@ class Observer:
 
     def alloc(self, gfp: int, order: int, kind: str) -> int | None:
         f = alloc_page(self.mw, gfp, order, kind)
-        if self.daemon_every:
-            self.calls += 1
-            if self.calls % self.daemon_every == 0:
-                run_daemons(self.mw)
         return f.page if f.outcome == OUTCOME_PAGE else None
 
 
@@ -150,7 +144,6 @@ def run_variant(variant: str, runs: int = 15, seed: int = 1, wl: Workload | None
                      defrag_mode=1 if alloc_has(variant, "defrag_mode") else 0)
     mw = MemWork(Memory(init_zone(cfg)))
     with Observer(mw) as obs:
-        obs.daemon_every = wl.daemon_every
         return _runs(mw, obs, runs, seed, wl, tick)
 
 
@@ -159,6 +152,16 @@ def _runs(mw: MemWork, obs: Observer, runs: int, seed: int, wl: Workload,
     rng = random.Random(seed)
     out = []
     thp_order = wl.pageblock_order
+    calls = 0
+
+    def alloc(gfp: int, order: int, kind: str) -> int | None:
+        nonlocal calls
+        page = obs.alloc(gfp, order, kind)
+        calls += 1
+        if wl.daemon_every and calls % wl.daemon_every == 0:
+            run_daemons(mw)
+        return page
+
     for run in range(runs + wl.warmup):
         before = Counter(mw.stats)
         ev_before = Counter(obs.events)
@@ -169,11 +172,11 @@ def _runs(mw: MemWork, obs: Observer, runs: int, seed: int, wl: Workload,
             for kind, n in ((KIND_ANON, wl.anon_per_job), (KIND_KERNEL, wl.kernel_per_job),
                             (KIND_SLAB, wl.slab_per_job)):
                 for _ in range(n):
-                    p = obs.alloc(KIND_GFP[kind], 0, kind)
+                    p = alloc(KIND_GFP[kind], 0, kind)
                     if p is not None:
                         pages.append(p)
             for _ in range(wl.file_per_job):
-                obs.alloc(KIND_GFP[KIND_FILE], 0, KIND_FILE)
+                alloc(KIND_GFP[KIND_FILE], 0, KIND_FILE)
             jobs.append((t + rng.randint(*wl.job_life), pages))
             still = []
             for end, owned in jobs:
@@ -190,13 +193,13 @@ def _runs(mw: MemWork, obs: Observer, runs: int, seed: int, wl: Workload,
             jobs = still
             if t % wl.burst_every == 0:
                 for _ in range(wl.burst):
-                    p = obs.alloc(C.GFP_TRANSHUGE, thp_order, KIND_ANON)
+                    p = alloc(C.GFP_TRANSHUGE, thp_order, KIND_ANON)
                     if p is not None:
                         mw.stats["thp_fault_alloc"] += 1
                         thps.append((t + wl.thp_life, [p]))
                     else:
                         mw.stats["thp_fault_fallback"] += 1
-                        small = [obs.alloc(KIND_GFP[KIND_ANON], 0, KIND_ANON)
+                        small = [alloc(KIND_GFP[KIND_ANON], 0, KIND_ANON)
                                  for _ in range(1 << thp_order)]
                         thps.append((t + wl.thp_life, [s for s in small if s is not None]))
             while thps and thps[0][0] <= t:

@@ -140,13 +140,13 @@ def _mask(line: str) -> str:
     return line.split(": no_progress_loops=")[0] if "no_progress_loops" in line else line
 
 
-#: The historical bugs each property finds, by the feature whose absence lets the bug in:
-#: (property, feature) -> (the fix, its date and commit, the variant that carries it).
-KNOWN_BUGS: dict[tuple[str, str], str] = {
-    (LIVENESS, "defrag_retry_unchecked"): (
+#: The historical bug a violation of each property can be, with the fix, its date and commit,
+#: and the variant that carries it.
+KNOWN_BUGS: dict[str, str] = {
+    LIVENESS: (
         "the endless retry fixed by \"mm: page_alloc: fix defrag_mode's retry & OOM path\" "
         "(7a95a05f15d5, 22 Mar 2025); variant defrag_mode has the fix"),
-    (AVAILABILITY, "atomic_fix"): (
+    AVAILABILITY: (
         "the GFP_ATOMIC failure fixed by \"mm/page_alloc: fix defrag_mode for non-reclaimable "
         "allocations\" (v2, 20 May 2026; Fixes: e3aa7df331bc, patch 3 of the defrag_mode "
         "series); variant v6.18+atomic-fix has the fix"),
@@ -159,12 +159,11 @@ def known_bug(variant: str, prop: str) -> str | None:
     A liveness violation is the known one only in a variant with the unchecked retry; an
     availability violation only in a defrag_mode variant without the 2026 fix. Anything else
     the explorer finds is not explained by kernel history and is reported as new."""
-    if prop == LIVENESS and alloc_has(variant, "defrag_retry_unchecked"):
-        return KNOWN_BUGS[(LIVENESS, "defrag_retry_unchecked")]
-    if (prop == AVAILABILITY and alloc_has(variant, "defrag_mode")
-            and not alloc_has(variant, "atomic_fix")):
-        return KNOWN_BUGS[(AVAILABILITY, "atomic_fix")]
-    return None
+    if prop == LIVENESS:
+        known = alloc_has(variant, "defrag_retry_unchecked")
+    else:
+        known = alloc_has(variant, "defrag_mode") and not alloc_has(variant, "atomic_fix")
+    return KNOWN_BUGS[prop] if known else None
 
 
 @attrs.define

@@ -581,6 +581,18 @@ class Checker:
                 st[a:b] = bytes((new,)) * (b - a)
                 ln[a:b] = array("Q", (line,)) * (b - a)
 
+    def _heard(self, cpu: int, ts: float, line: int, seen: int | None = None) -> None:
+        """CPU ``cpu`` recorded an event at ``ts`` (line ``line``), the ``seen``-th of the
+        trace (default ``self.seen``); :meth:`run` does the same inline for judged events."""
+        seen = self.seen if seen is None else seen
+        last = self.cpu_last.get(cpu)
+        if last is None:
+            self.cpu_last[cpu] = [ts, line, seen]
+            return
+        if ts - last[0] > SILENCE:
+            self._silence(cpu, last, ts, line, seen)
+        last[0], last[1], last[2] = ts, line, seen
+
     def _silence(self, cpu: int, last: list[Any], ts: float, line: int, seen: int) -> None:
         """CPU ``cpu`` recorded nothing between ``last`` and ``ts`` (line ``line``)."""
         others = seen - last[2] - 1  # the events between, not this one
@@ -826,12 +838,8 @@ class Checker:
             r.events += 1
             by[event] = by.get(event, 0) + 1
             self.seen += 1
-            last = self.cpu_last.get(int(m.group(1)))
-            if last is not None:
-                ts = float(m.group(2))
-                if ts - last[0] > SILENCE:
-                    self._silence(int(m.group(1)), last, ts, line, self.seen)
-                last[0], last[1], last[2] = ts, line, self.seen
+            if int(m.group(1)) in self.cpu_last:
+                self._heard(int(m.group(1)), float(m.group(2)), line)
             return
         cpu = int(m.group(1))
         pattern, handler = judged
@@ -846,13 +854,7 @@ class Checker:
         self.cpu = cpu
         ts = float(m.group(2))
         self.seen += 1
-        last = self.cpu_last.get(cpu)
-        if last is None:
-            self.cpu_last[cpu] = [ts, line, self.seen]
-        else:
-            if ts - last[0] > SILENCE:
-                self._silence(cpu, last, ts, line, self.seen)
-            last[0], last[1], last[2] = ts, line, self.seen
+        self._heard(cpu, ts, line)
         try:
             handler(self, line, cpu, ts, b)
         except ValueError as e:
@@ -886,14 +888,8 @@ class Checker:
                     events += 1
                     by[event] = by.get(event, 0) + 1
                     self.seen_event_line = True
-                    last = cpu_last.get(int(cpu_s))
-                    if last is not None:
-                        ts = float(ts_s)
-                        if ts - last[0] > SILENCE:
-                            silence(int(cpu_s), last, ts, n, events + self.seen)
-                        last[0] = ts
-                        last[1] = n
-                        last[2] = events + self.seen
+                    if int(cpu_s) in cpu_last:
+                        self._heard(int(cpu_s), float(ts_s), n, events + self.seen)
                     continue
                 b = judged[0].match(text, m.end())
                 if b is None:
